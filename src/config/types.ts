@@ -1,0 +1,75 @@
+/**
+ * The validated configuration. Plain data only (strings, numbers, arrays), so the supervisor
+ * can hand it to workers over IPC unchanged; workers compile it into matchers themselves.
+ * Durations are milliseconds. Every object is frozen once validated.
+ */
+export interface Config {
+  /** The file it was read from, for messages. */
+  readonly file: string;
+  /** Translation prefixes, canonical form such as `2001:db8:5999::/96`. */
+  readonly prefixes: readonly string[];
+  /** `manage`: faithd6 adds/removes `local PREFIX dev lo`; `external`: the operator does. */
+  readonly route: 'manage' | 'external';
+  readonly services: readonly ServiceConfig[];
+  readonly rules: readonly RuleConfig[];
+  readonly timeouts: TimeoutsConfig;
+  readonly limits: LimitsConfig;
+  readonly log: LogConfig;
+}
+
+export interface ServiceConfig {
+  /** The port clients dial on the translated addresses. */
+  readonly port: number;
+  /** The IPv4 server's port; defaults to `port`. */
+  readonly backendPort: number;
+  /** Worker processes sharing this port's listener. */
+  readonly workers: number;
+}
+
+export interface RuleConfig {
+  readonly action: 'permit' | 'deny';
+  /** Source IPv6 networks, canonical `addr/len`; `::/0` when the rule has no `from`. */
+  readonly from: readonly string[];
+  /** Destination IPv4 networks, canonical `a.b.c.d/len`. */
+  readonly to: readonly string[];
+  /** Service ports the rule applies to; empty means every port. */
+  readonly ports: readonly number[];
+}
+
+export interface TimeoutsConfig {
+  readonly connect: number;
+  readonly idle: number;
+  readonly halfClosed: number;
+  readonly drain: number;
+}
+
+export interface LimitsConfig {
+  /** Concurrent relayed connections one worker holds; the excess is reset at once. */
+  readonly connectionsPerWorker: number;
+}
+
+export interface LogConfig {
+  readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** Defaults, in one place. */
+export const DEFAULTS = {
+  route: 'manage',
+  workers: 1,
+  timeouts: {
+    connect: 5_000,
+    idle: 2 * 3600_000 + 4 * 60_000, // RFC 5382 REQ-5: at least 2 h 4 min for established TCP
+    halfClosed: 4 * 60_000,
+    drain: 30_000,
+  },
+  limits: {
+    connectionsPerWorker: 4096,
+  },
+  log: { level: 'info' },
+} as const satisfies Omit<Config, 'file' | 'prefixes' | 'services' | 'rules'> & { workers: number };
+
+/** What loading a file yields: the config, and warnings that do not stop it from running. */
+export interface LoadedConfig {
+  readonly config: Config;
+  readonly warnings: readonly string[];
+}
