@@ -1,0 +1,212 @@
+import net from 'node:net';
+
+/** How a relayed connection ended, in the operator's words; one of these is in every log line. */
+export type EndReason =
+  | 'fin' // both sides closed cleanly
+  | 'reset by client'
+  | 'reset by server'
+  | 'idle timeout'
+  | 'half-closed timeout'
+  | 'refused' // the backend answered the SYN with a reset
+  | 'unreachable' // no route, or an ICMP unreachable came back
+  | 'connect timeout'
+  | 'connect failed' // any other connect error
+  | 'stopped'; // reset by faithd6 itself at the end of a drain
+
+export interface RelayTimeouts {
+  /** Milliseconds to wait for the backend's SYN-ACK. */
+  readonly connect: number;
+  /** Milliseconds with no byte in either direction before both sides are reset. */
+  readonly idle: number;
+  /** Like idle, once one direction has finished. */
+  readonly halfClosed: number;
+}
+
+/** Who a relayed connection is between, fixed at accept time (a closed socket forgets its peer). */
+export interface RelayPeers {
+  /** The IPv6 client, `[addr]:port`. */
+  readonly client: string;
+  /** The translated address the client dialled. */
+  readonly dst: string;
+  /** The IPv4 backend, `a.b.c.d:port`. */
+  readonly backend: string;
+}
+
+export interface RelayResult {
+  readonly end: EndReason;
+  /** Bytes read from the client (and handed to the backend). */
+  readonly up: number;
+  /** Bytes read from the backend (and handed to the client). */
+  readonly down: number;
+  /** Milliseconds from accept to the close of both sockets. */
+  readonly ms: number;
+  /** The system error behind `end`, when there was one (ECONNRESET, EHOSTUNREACH, ...). */
+  readonly error: string | undefined;
+}
+
+const KEEPALIVE_DELAY = 60_000;
+
+function connectFailure(err: NodeJS.ErrnoException): EndReason {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'refused';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EHOSTDOWN':
+    case 'ENETDOWN':
+      return 'unreachable';
+    default:
+      return 'connect failed';
+  }
+}
+
+/**
+ * Splices one accepted client socket to a new connection to the backend: half-close in both
+ * directions, a reset on either side resets the other, backpressure through pipe(), and the
+ * connect / idle / half-closed timeouts. The client socket must arrive paused (the server's
+ * pauseOnConnect), so nothing is read before the backend can take it.
+ *
+ * Listeners are bound once per connection; nothing runs per chunk but Node's own pipe().
+ */
+export class Relay {
+  readonly client: net.Socket;
+  readonly backend: net.Socket;
+  readonly peers: RelayPeers;
+  private readonly started = performance.now();
+  private readonly timeouts: RelayTimeouts;
+  private readonly onClose: (relay: Relay, result: RelayResult) => void;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private end: EndReason | undefined;
+  private error: string | undefined;
+  private connected = false;
+  private halves = 0;
+  private open = 2;
+
+  constructor(
+    client: net.Socket,
+    host: string,
+    port: number,
+    peers: RelayPeers,
+    timeouts: RelayTimeouts,
+    onClose: (relay: Relay, result: RelayResult) => void,
+  ) {
+    this.client = client;
+    this.peers = peers;
+    this.timeouts = timeouts;
+    this.onClose = onClose;
+    client.setNoDelay(true);
+    client.setKeepAlive(true, KEEPALIVE_DELAY);
+    this.backend = net.connect({
+      host,
+      port,
+      family: 4,
+      allowHalfOpen: true,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: KEEPALIVE_DELAY,
+    });
+    this.connectTimer = setTimeout(this.onConnectTimeout, timeouts.connect);
+    this.backend.once('connect', this.onConnect);
+    this.backend.on('error', this.onBackendError);
+    this.client.on('error', this.onClientError);
+    this.backend.once('close', this.onSocketClose);
+    this.client.once('close', this.onSocketClose);
+  }
+
+  /** Whether both sockets are connected and bytes are flowing. */
+  get established(): boolean {
+    return this.connected && this.end === undefined;
+  }
+
+  /** Ends the connection now, with a reset to both peers (the drain deadline). */
+  stop(): void {
+    this.abort('stopped');
+  }
+
+  private readonly onConnect = (): void => {
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    this.connected = true;
+    const { client, backend } = this;
+    client.once('end', this.onHalfClose);
+    backend.once('end', this.onHalfClose);
+    client.setTimeout(this.timeouts.idle, this.onTimeout);
+    // pipe() stops reading one side while the other's write buffer is full, and its end()
+    // forwards a FIN as a half-close; errors are handled below, not by pipe.
+    client.pipe(backend);
+    backend.pipe(client);
+  };
+
+  private readonly onHalfClose = (): void => {
+    this.halves += 1;
+    // The client socket's timer sees every byte either way: it reads one direction and
+    // writes the other. Once one direction is done, the other must not idle for as long.
+    if (this.halves === 1) this.client.setTimeout(Math.min(this.timeouts.halfClosed, this.timeouts.idle));
+  };
+
+  private readonly onTimeout = (): void => {
+    this.abort(this.halves > 0 ? 'half-closed timeout' : 'idle timeout');
+  };
+
+  private readonly onConnectTimeout = (): void => {
+    this.connectTimer = undefined;
+    this.abort('connect timeout');
+  };
+
+  private readonly onBackendError = (err: NodeJS.ErrnoException): void => {
+    if (this.end !== undefined) return;
+    this.error = err.code ?? err.message;
+    if (!this.connected) {
+      this.abort(connectFailure(err));
+    } else {
+      this.abort('reset by server');
+    }
+  };
+
+  private readonly onClientError = (err: NodeJS.ErrnoException): void => {
+    if (this.end !== undefined) return;
+    this.error = err.code ?? err.message;
+    this.abort('reset by client');
+  };
+
+  /** Records why the connection ends and resets whatever is still open. */
+  private abort(reason: EndReason): void {
+    if (this.end !== undefined) return;
+    this.end = reason;
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    reset(this.client);
+    reset(this.backend);
+  }
+
+  private readonly onSocketClose = (): void => {
+    this.open -= 1;
+    if (this.open > 0) {
+      // One socket closed without an error (a clean close after both FINs, or a close the
+      // other side caused): nothing to do until the second one goes.
+      return;
+    }
+    clearTimeout(this.connectTimer);
+    this.onClose(this, {
+      end: this.end ?? 'fin',
+      up: this.client.bytesRead,
+      down: this.backend.bytesRead,
+      ms: Math.round(performance.now() - this.started),
+      error: this.error,
+    });
+  };
+}
+
+/**
+ * Resets a socket (RST, SO_LINGER 0) so that its peer sees ECONNRESET rather than a clean end:
+ * a relay must never turn a broken stream into one that looks complete. A socket still
+ * connecting, or already gone, is just destroyed.
+ */
+export function reset(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  if (socket.connecting) {
+    socket.destroy();
+    return;
+  }
+  socket.resetAndDestroy();
+}

@@ -1,0 +1,238 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import t, { type Test } from 'tap';
+import { Relay, type RelayResult, type RelayTimeouts } from '../src/relay.js';
+
+// The relay between real loopback sockets: a "translator" listener on ::1 whose accepted
+// sockets are relayed to a backend on 127.0.0.1.
+
+const TIMEOUTS: RelayTimeouts = { connect: 2_000, idle: 10_000, halfClosed: 10_000 };
+
+interface Rig {
+  /** Port of the relay's listener on ::1. */
+  port: number;
+  /** Resolves with the result of the next relayed connection. */
+  next(): Promise<RelayResult>;
+}
+
+async function listen(server: net.Server, host: string): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** A relay listener in front of backendPort; torn down with the test. */
+async function relayTo(t: Test, backendPort: number, timeouts = TIMEOUTS, host = '127.0.0.1'): Promise<Rig> {
+  const results: RelayResult[] = [];
+  const waiters: ((r: RelayResult) => void)[] = [];
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+    new Relay(socket, host, backendPort, { client: 'c', dst: 'd', backend: 'b' }, timeouts, (_relay, result) => {
+      const waiter = waiters.shift();
+      if (waiter) waiter(result);
+      else results.push(result);
+    });
+  });
+  const port = await listen(server, '::1');
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return {
+    port,
+    next: () => {
+      const ready = results.shift();
+      return ready ? Promise.resolve(ready) : new Promise((resolve) => waiters.push(resolve));
+    },
+  };
+}
+
+async function backend(t: Test, onSocket: (socket: net.Socket) => void): Promise<number> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {}); // resets are expected; the tests look at them through drain()
+    onSocket(socket);
+  });
+  const port = await listen(server, '127.0.0.1');
+  t.teardown(() => {
+    // A server socket that has read EOF stops reading, so it never notices a later reset.
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return port;
+}
+
+/** Reads a socket to its end; resolves with the bytes and how it ended. */
+function drain(socket: net.Socket): Promise<{ data: Buffer; end: string }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => resolve({ data: Buffer.concat(chunks), end: 'eof' }));
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve({ data: Buffer.concat(chunks), end: err.code ?? 'error' }));
+  });
+}
+
+function connect(port: number): net.Socket {
+  return net.connect({ host: '::1', port, allowHalfOpen: true });
+}
+
+const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+t.test('half-close: the client finishes sending, then the server replies in full', async (t) => {
+  const request = randomBytes(300_000);
+  const reply = randomBytes(1 << 20);
+  let serverGot: Buffer | undefined;
+  const port = await backend(t, (socket) => {
+    void drain(socket).then(({ data }) => {
+      serverGot = data;
+      socket.end(reply);
+    });
+  });
+  const rig = await relayTo(t, port);
+  const client = connect(rig.port);
+  const received = drain(client);
+  client.end(request);
+  const got = await received;
+  t.equal(got.end, 'eof', 'the client sees a clean end after the reply');
+  t.equal(sha(got.data), sha(reply), 'the whole reply arrives');
+  t.equal(sha(serverGot as Buffer), sha(request), 'the whole request arrived before the server replied');
+  const result = await rig.next();
+  t.equal(result.end, 'fin');
+  t.equal(result.up, request.length, 'bytes up counted exactly');
+  t.equal(result.down, reply.length, 'bytes down counted exactly');
+});
+
+t.test('half-close the other way: the server finishes first, the client keeps sending', async (t) => {
+  const greeting = randomBytes(100_000);
+  const upload = randomBytes(2 << 20);
+  let serverGot: Promise<{ data: Buffer; end: string }> | undefined;
+  const port = await backend(t, (socket) => {
+    socket.end(greeting);
+    serverGot = drain(socket);
+  });
+  const rig = await relayTo(t, port);
+  const client = connect(rig.port);
+  const chunks: Buffer[] = [];
+  client.on('data', (c: Buffer) => chunks.push(c));
+  await new Promise<void>((resolve) => client.once('end', resolve));
+  t.equal(sha(Buffer.concat(chunks)), sha(greeting), 'the client got the greeting and then EOF');
+  client.end(upload);
+  const got = await (serverGot as Promise<{ data: Buffer; end: string }>);
+  t.equal(got.end, 'eof');
+  t.equal(sha(got.data), sha(upload), 'the upload after the server\'s FIN arrives whole');
+  t.equal((await rig.next()).end, 'fin');
+});
+
+t.test('a server reset mid-stream resets the client', async (t) => {
+  const port = await backend(t, (socket) => {
+    socket.write(randomBytes(64 * 1024), () => setTimeout(() => socket.resetAndDestroy(), 50));
+  });
+  const rig = await relayTo(t, port);
+  const client = connect(rig.port);
+  const got = await drain(client);
+  t.equal(got.end, 'ECONNRESET', 'the client sees a reset, not EOF');
+  const result = await rig.next();
+  t.equal(result.end, 'reset by server');
+  t.equal(result.error, 'ECONNRESET');
+});
+
+t.test('a client reset mid-stream resets the server', async (t) => {
+  let serverSaw: Promise<{ data: Buffer; end: string }> | undefined;
+  const port = await backend(t, (socket) => {
+    serverSaw = drain(socket);
+  });
+  const rig = await relayTo(t, port);
+  const client = connect(rig.port);
+  client.write(randomBytes(64 * 1024), () => setTimeout(() => client.resetAndDestroy(), 100));
+  const result = await rig.next();
+  t.equal(result.end, 'reset by client');
+  t.equal((await (serverSaw as Promise<{ data: Buffer; end: string }>)).end, 'ECONNRESET', 'the server sees a reset, not EOF');
+});
+
+t.test('a backend that refuses makes the client reset', async (t) => {
+  const closed = net.createServer();
+  const port = await listen(closed, '127.0.0.1');
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  const rig = await relayTo(t, port);
+  const started = Date.now();
+  const got = await drain(connect(rig.port));
+  t.equal(got.end, 'ECONNRESET', 'accepted, then reset: not a clean close');
+  t.ok(Date.now() - started < 1000, 'at once');
+  const result = await rig.next();
+  t.equal(result.end, 'refused');
+  t.equal(result.error, 'ECONNREFUSED');
+});
+
+t.test('a backend that never answers makes the client reset at the connect timeout', async (t) => {
+  // A loopback listener with a backlog of one, frozen with SIGSTOP so it never accepts: once
+  // its accept queue is full the kernel drops further SYNs, exactly like a blackholed host.
+  const frozen = spawn(process.execPath, ['-e', `
+    const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      console.log(s.address().port);
+    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    frozen.kill('SIGKILL');
+  });
+  const [line] = (await once(frozen.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
+  const port = Number(line.toString());
+  frozen.kill('SIGSTOP');
+  const fillers: net.Socket[] = [];
+  t.teardown(() => fillers.forEach((s) => s.destroy()));
+  for (let i = 0; i < 4; i++) {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.on('error', () => {});
+    fillers.push(s);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const rig = await relayTo(t, port, { ...TIMEOUTS, connect: 400 });
+  const started = Date.now();
+  const got = await drain(connect(rig.port));
+  const elapsed = Date.now() - started;
+  t.equal(got.end, 'ECONNRESET', 'the client is reset, not closed cleanly');
+  t.ok(elapsed >= 350 && elapsed < 2000, `reset at the connect timeout (${elapsed} ms)`);
+  t.equal((await rig.next()).end, 'connect timeout');
+});
+
+t.test('an idle connection is reset on both sides at the idle timeout', async (t) => {
+  let serverSaw: Promise<{ data: Buffer; end: string }> | undefined;
+  const port = await backend(t, (socket) => {
+    serverSaw = drain(socket);
+  });
+  const rig = await relayTo(t, port, { ...TIMEOUTS, idle: 300 });
+  const started = Date.now();
+  const got = await drain(connect(rig.port));
+  t.equal(got.end, 'ECONNRESET', 'client reset');
+  t.equal((await (serverSaw as Promise<{ data: Buffer; end: string }>)).end, 'ECONNRESET', 'server reset');
+  t.ok(Date.now() - started >= 250, 'not before the timeout');
+  t.equal((await rig.next()).end, 'idle timeout');
+});
+
+t.test('a connection left half-closed is reset at the half-closed timeout', async (t) => {
+  const port = await backend(t, (socket) => {
+    socket.resume(); // reads the client's FIN, then stays silent
+  });
+  const rig = await relayTo(t, port, { ...TIMEOUTS, halfClosed: 300 });
+  const client = connect(rig.port);
+  const got = drain(client);
+  client.end('bye');
+  t.equal((await got).end, 'ECONNRESET');
+  t.equal((await rig.next()).end, 'half-closed timeout');
+});
+
+t.test('stop() resets both sides', async (t) => {
+  let relay: Relay | undefined;
+  let closed!: (result: RelayResult) => void;
+  const result = new Promise<RelayResult>((resolve) => (closed = resolve));
+  const port = await backend(t, () => {});
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+    relay = new Relay(socket, '127.0.0.1', port, { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, (_r, r) => closed(r));
+  });
+  const relayPort = await listen(server, '::1');
+  t.teardown(() => server.close());
+  const client = connect(relayPort);
+  client.write('x');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.equal(relay?.established, true);
+  relay?.stop();
+  t.equal((await drain(client)).end, 'ECONNRESET');
+  t.equal(relay?.established, false);
+  t.equal((await result).end, 'stopped');
+});
