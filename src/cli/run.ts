@@ -1,0 +1,39 @@
+import { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { createLogger } from '../log.js';
+import { Supervisor } from '../supervisor.js';
+import { DEFAULT_CONFIG, type CliContext } from './context.js';
+
+/** `faithd6 run`: the daemon in the foreground (what systemd's ExecStart runs). */
+export function runCommand(_ctx: CliContext): Command {
+  return new Command('run')
+    .description('run the translator in the foreground, logging JSON lines to stdout')
+    .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+    .addHelpText('after', `
+Signals: SIGTERM or SIGINT stop gracefully (stop accepting, drain open connections up to
+timeouts.drain, then reset what is left); SIGHUP re-reads the config file.
+Exit status: 0 stopped cleanly, 1 failure (e.g. a port in use), 77 no permission, 78 bad config.`)
+    .action(async (options: { config: string }) => {
+      const { config, warnings } = await loadConfig(options.config);
+      const log = createLogger(config.log.level);
+      for (const warning of warnings) log.warn(warning);
+      process.title = 'faithd6: supervisor';
+      const supervisor = new Supervisor(config, log);
+      const stop = (): void => void supervisor.stop();
+      const reload = (): void => void supervisor.reload();
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      process.on('SIGHUP', reload);
+      try {
+        await supervisor.start();
+        await supervisor.done;
+      } catch (err) {
+        log.fatal({ err: (err as Error).message }, 'cannot start');
+        throw err;
+      } finally {
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+        process.off('SIGHUP', reload);
+      }
+    });
+}
