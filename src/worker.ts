@@ -1,0 +1,220 @@
+import net from 'node:net';
+import { AccessPolicy, hostIPv4Addresses } from './access.js';
+import { formatIPv4, parseIPv6, translate, TranslationPrefix } from './address.js';
+import type { Config, ServiceConfig } from './config/types.js';
+import { createLogger, type Logger } from './log.js';
+import { Relay, reset, type RelayResult, type RelayTimeouts } from './relay.js';
+
+/** Messages the supervisor sends a worker. The listen message carries the bound socket. */
+export type ToWorker =
+  | { readonly type: 'listen'; readonly port: number; readonly config: Config }
+  | { readonly type: 'config'; readonly config: Config }
+  | { readonly type: 'drain'; readonly deadline: number };
+
+/** Messages a worker sends the supervisor. */
+export type FromWorker =
+  | { readonly type: 'listening' }
+  | { readonly type: 'listen failed'; readonly code: string; readonly message: string }
+  | { readonly type: 'drained' };
+
+/** What one worker holds: compiled from the config on start and on every reload. */
+interface Compiled {
+  readonly service: ServiceConfig;
+  readonly prefixes: readonly TranslationPrefix[];
+  readonly policy: AccessPolicy;
+  readonly timeouts: RelayTimeouts;
+  readonly maxConnections: number;
+}
+
+function compile(config: Config, port: number): Compiled {
+  const service = config.services.find((s) => s.port === port);
+  if (!service) throw new Error(`port ${port} is not in ${config.file}`);
+  const prefixes = config.prefixes.map((p) => TranslationPrefix.parse(p));
+  return {
+    service,
+    prefixes,
+    policy: new AccessPolicy(config.rules, prefixes, hostIPv4Addresses()),
+    timeouts: config.timeouts,
+    maxConnections: config.limits.connectionsPerWorker,
+  };
+}
+
+function bracket(address: string | undefined, port: number | undefined): string {
+  return `[${address ?? '?'}]:${port ?? '?'}`;
+}
+
+/**
+ * One service port: accepts on the listening socket the supervisor bound, translates the
+ * dialled address, checks the rules and relays. Runs in its own process so that a crash
+ * here never touches another port.
+ */
+export class Worker {
+  private compiled: Compiled;
+  private readonly log: Logger;
+  private readonly server: net.Server;
+  private readonly relays = new Set<Relay>();
+  private draining = false;
+
+  constructor(config: Config, port: number, log: Logger) {
+    this.compiled = compile(config, port);
+    this.log = log;
+    this.server = net.createServer(
+      { allowHalfOpen: true, pauseOnConnect: true, noDelay: true },
+      this.onConnection,
+    );
+    // An accept error (EMFILE, ENFILE, ENOBUFS) must not kill the worker: libuv keeps
+    // the listener and tries again on the next readiness.
+    this.server.on('error', (err) => this.log.error({ err }, 'accept failed'));
+  }
+
+  /** Starts accepting on a listening socket handle received from the supervisor. */
+  listen(handle: object): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(handle, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  /** Applies a reloaded config to new connections; established ones keep their settings. */
+  reconfigure(config: Config): void {
+    this.compiled = compile(config, this.compiled.service.port);
+    this.log.level = config.log.level;
+  }
+
+  /** Connections currently held. */
+  get connections(): number {
+    return this.relays.size;
+  }
+
+  /**
+   * Stops accepting, waits for open connections to finish, and at the deadline resets what
+   * is left. Resolves once no connection remains.
+   */
+  drain(deadline: number): Promise<void> {
+    this.draining = true;
+    this.server.close();
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.relays.size > 0) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        for (const relay of this.relays) relay.stop();
+        check();
+      }, Math.max(0, deadline - Date.now()));
+      this.afterClose = check;
+      check();
+    });
+  }
+
+  private afterClose: (() => void) | undefined;
+
+  private readonly onConnection = (socket: net.Socket): void => {
+    const { compiled } = this;
+    const dialled = socket.localAddress;
+    const local = dialled === undefined ? undefined : parseIPv6(dialled);
+    const translation = local === undefined ? undefined : translate(compiled.prefixes, local);
+    if (translation === undefined) {
+      // The listener is on [::]:port, so it also gets connections to this host's ordinary
+      // addresses; those are not translations.
+      this.refuse(socket, 'not translated', { dst: dialled });
+      return;
+    }
+    const backendHost = formatIPv4(translation.ipv4);
+    const backendPort = compiled.service.backendPort;
+    const source = parseIPv6(socket.remoteAddress ?? '');
+    const verdict =
+      source === undefined
+        ? undefined
+        : compiled.policy.check(source, translation.ipv4, compiled.service.port);
+    if (verdict === undefined || !verdict.permit) {
+      this.refuse(socket, 'denied', {
+        dst: dialled,
+        backend: `${backendHost}:${backendPort}`,
+        reason: verdict?.reason ?? 'unparsable source address',
+        rule: verdict?.rule,
+      });
+      return;
+    }
+    if (this.draining || this.relays.size >= compiled.maxConnections) {
+      this.refuse(socket, 'limit', { dst: dialled, backend: `${backendHost}:${backendPort}` });
+      return;
+    }
+    const peers = {
+      client: bracket(socket.remoteAddress, socket.remotePort),
+      dst: dialled as string,
+      backend: `${backendHost}:${backendPort}`,
+    };
+    const relay = new Relay(socket, backendHost, backendPort, peers, compiled.timeouts, this.onRelayClose);
+    this.relays.add(relay);
+  };
+
+  private readonly onRelayClose = (relay: Relay, result: RelayResult): void => {
+    this.relays.delete(relay);
+    this.log.info(
+      {
+        ...relay.peers,
+        up: result.up,
+        down: result.down,
+        ms: result.ms,
+        end: result.end,
+        error: result.error,
+      },
+      'relay closed',
+    );
+    this.afterClose?.();
+  };
+
+  private refuse(socket: net.Socket, end: 'not translated' | 'denied' | 'limit', fields: object): void {
+    const client = bracket(socket.remoteAddress, socket.remotePort);
+    reset(socket);
+    // TODO(issue 4): rate-limit these lines.
+    this.log.info({ client, ...fields, up: 0, down: 0, ms: 0, end }, 'relay closed');
+  }
+}
+
+/** The worker process's entry: wait for the supervisor's listen message, then serve. */
+export function runWorker(): void {
+  let worker: Worker | undefined;
+  const send = (message: FromWorker): void => {
+    process.send?.(message);
+  };
+  process.on('message', (message: ToWorker, handle: unknown) => {
+    switch (message.type) {
+      case 'listen': {
+        const log = createLogger(message.config.log.level, { port: message.port });
+        process.title = `faithd6: worker port ${message.port}`;
+        worker = new Worker(message.config, message.port, log);
+        worker.listen(handle as object).then(
+          () => send({ type: 'listening' }),
+          (err: NodeJS.ErrnoException) =>
+            send({ type: 'listen failed', code: err.code ?? 'ERROR', message: err.message }),
+        );
+        break;
+      }
+      case 'config':
+        worker?.reconfigure(message.config);
+        break;
+      case 'drain':
+        void (worker?.drain(message.deadline) ?? Promise.resolve()).then(() => {
+          process.send?.({ type: 'drained' } satisfies FromWorker, () => process.exit(0));
+        });
+        break;
+    }
+  });
+  // The supervisor going away (crash, SIGKILL) must not leave an orphan accepting forever.
+  process.on('disconnect', () => {
+    if (worker === undefined) process.exit(0);
+    void worker.drain(Date.now()).then(() => process.exit(0));
+  });
+  // SIGTERM/SIGINT go to the whole process group from a terminal or systemd (KillMode=mixed
+  // sends SIGTERM to the main process only); the supervisor coordinates the drain.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
+  process.on('SIGHUP', () => {});
+}
