@@ -1,19 +1,10 @@
 import os from 'node:os';
 import t from 'tap';
 import { AccessPolicy, hostIPv4Addresses, type HostAddresses, type Verdict } from '../src/access.js';
-import { TranslationPrefix, parseIPv4, parseIPv6 } from '../src/address.js';
+import { TranslationPrefix } from '../src/address.js';
 import type { RuleConfig } from '../src/config/types.js';
+import { v4, v6 } from './fixtures/addresses.js';
 
-const v6 = (text: string): bigint => {
-  const value = parseIPv6(text);
-  if (value === undefined) throw new Error(`test bug: ${text} is not IPv6`);
-  return value;
-};
-const v4 = (text: string): number => {
-  const value = parseIPv4(text);
-  if (value === undefined) throw new Error(`test bug: ${text} is not IPv4`);
-  return value;
-};
 
 const permit = (to: string[], from: string[] = ['::/0'], ports: number[] = []): RuleConfig => ({
   action: 'permit',

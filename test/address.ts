@@ -15,17 +15,8 @@ import {
   parseNetwork6,
   translate,
 } from '../src/address.js';
+import { v4, v6 } from './fixtures/addresses.js';
 
-const v6 = (text: string): bigint => {
-  const value = parseIPv6(text);
-  if (value === undefined) throw new Error(`test bug: ${text} is not IPv6`);
-  return value;
-};
-const v4 = (text: string): number => {
-  const value = parseIPv4(text);
-  if (value === undefined) throw new Error(`test bug: ${text} is not IPv4`);
-  return value;
-};
 
 t.test('parseIPv6 and formatIPv6', async (t) => {
   t.equal(parseIPv6('::'), 0n);
