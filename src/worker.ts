@@ -23,6 +23,7 @@ interface Compiled {
   readonly prefixes: readonly TranslationPrefix[];
   readonly policy: AccessPolicy;
   readonly timeouts: RelayTimeouts;
+  readonly drainTimeout: number;
   readonly maxConnections: number;
 }
 
@@ -35,6 +36,7 @@ function compile(config: Config, port: number): Compiled {
     prefixes,
     policy: new AccessPolicy(config.rules, prefixes, hostIPv4Addresses()),
     timeouts: config.timeouts,
+    drainTimeout: config.timeouts.drain,
     maxConnections: config.limits.connectionsPerWorker,
   };
 }
@@ -83,6 +85,11 @@ export class Worker {
   reconfigure(config: Config): void {
     this.compiled = compile(config, this.compiled.service.port);
     this.log.level = config.log.level;
+  }
+
+  /** Milliseconds open connections may take to finish when the worker stops. */
+  get drainTimeout(): number {
+    return this.compiled.drainTimeout;
   }
 
   /** Connections currently held. */
@@ -212,9 +219,13 @@ export function runWorker(): void {
     if (worker === undefined) process.exit(0);
     void worker.drain(Date.now()).then(() => process.exit(0));
   });
-  // SIGTERM/SIGINT go to the whole process group from a terminal or systemd (KillMode=mixed
-  // sends SIGTERM to the main process only); the supervisor coordinates the drain.
+  // SIGTERM to this worker alone: drain and exit; the supervisor starts a fresh one.
+  process.on('SIGTERM', () => {
+    if (worker === undefined) process.exit(0);
+    void worker.drain(Date.now() + worker.drainTimeout).then(() => process.exit(0));
+  });
+  // A terminal sends SIGINT and SIGHUP to the whole process group; the supervisor
+  // coordinates the stop or the reload, so the workers leave those to it.
   process.on('SIGINT', () => {});
-  process.on('SIGTERM', () => {});
   process.on('SIGHUP', () => {});
 }
