@@ -23,6 +23,7 @@ const KILL_GRACE = 5_000;
 
 interface NativeHandle {
   close(): void;
+  getsockname(out: { port?: number }): number;
 }
 
 type CreateServerHandle = (
@@ -44,6 +45,15 @@ function bindPort(port: number): NativeHandle {
   const create = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
   const handle = create('::', port, 6, undefined, UV_TCP_IPV6ONLY);
   if (typeof handle === 'number') throw listenError(port, getSystemErrorName(handle));
+  // libuv defers a bind's EADDRINUSE to listen(), but the workers listen on their own wrap of
+  // the descriptor, which does not carry the deferred error: an unbound socket would listen on
+  // a random port. Ask the socket where it is bound instead.
+  const address: { port?: number } = {};
+  const err = handle.getsockname(address);
+  if (err !== 0 || address.port !== port) {
+    handle.close();
+    throw listenError(port, err !== 0 ? getSystemErrorName(err) : 'EADDRINUSE');
+  }
   return handle;
 }
 

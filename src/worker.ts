@@ -76,7 +76,9 @@ export class Worker {
       this.server.once('error', onError);
       this.server.listen(handle, () => {
         this.server.off('error', onError);
-        resolve();
+        const bound = (this.server.address() as net.AddressInfo | null)?.port;
+        if (bound === this.compiled.service.port) resolve();
+        else reject(Object.assign(new Error(`listening on port ${bound}, not ${this.compiled.service.port}`), { code: 'EADDRINUSE' }));
       });
     });
   }
