@@ -19,7 +19,7 @@ async function localRoutes(): Promise<string> {
 async function runToExit(configText: string) {
   const file = join(t.testdir(), `faithd6-${Math.random().toString(36).slice(2)}.yaml`);
   await writeFile(file, configText);
-  const proc = net.spawn('xl', process.execPath, [CLI, 'run', '-c', file], { label: 'faithd6 run' });
+  const proc = net.spawn('xl', process.execPath, [CLI, 'run', '-c', file], { label: 'faithd6 run', inheritNodeOptions: true });
   const exit = await proc.waitExit(15_000);
   return { file, exit, stderr: proc.stderr, lines: proc.lines };
 }
