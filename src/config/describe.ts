@@ -31,6 +31,8 @@ export function describeConfig(loaded: LoadedConfig): string {
   );
   lines.push(`limits: ${config.limits.connectionsPerWorker} connections per worker`);
   lines.push(`log level: ${config.log.level}`);
+  lines.push(`workers run as: ${config.user ?? 'faithd6 if that user exists, else nobody'} (when started as root)`);
+  lines.push(`runtime directory: ${config.runtimeDirectory} (pidfile and control socket)`);
   if (warnings.length === 0) {
     lines.push('warnings: none');
   } else {

@@ -181,6 +181,8 @@ class Validator {
         timeouts: undefined,
         limits: undefined,
         log: undefined,
+        user: undefined,
+        runtimeDirectory: undefined,
       },
     );
     if (root === undefined) return undefined;
@@ -191,6 +193,9 @@ class Validator {
     const timeouts = this.timeouts(root.timeouts);
     const limits = this.limits(root.limits);
     const log = this.log(root.log);
+    const user = root.user === undefined ? null : this.userName(root.user);
+    const runtimeDirectory =
+      root.runtimeDirectory === undefined ? DEFAULTS.runtimeDirectory : this.absolutePath(root.runtimeDirectory);
     if (
       prefixes === undefined ||
       route === undefined ||
@@ -198,11 +203,13 @@ class Validator {
       rules === undefined ||
       timeouts === undefined ||
       limits === undefined ||
-      log === undefined
+      log === undefined ||
+      user === undefined ||
+      runtimeDirectory === undefined
     ) {
       return undefined;
     }
-    return { file: this.file, prefixes, route, services, rules, timeouts, limits, log };
+    return { file: this.file, prefixes, route, services, rules, timeouts, limits, log, user, runtimeDirectory };
   }
 
   private prefixes(field: Field | undefined): string[] | undefined {
@@ -517,6 +524,23 @@ class Validator {
     const value = scalarValue(field.node);
     if (typeof value === 'string') return value;
     this.report.error(field, `expected ${expected}, found ${shown(field.node)}`);
+    return undefined;
+  }
+
+  private userName(field: Field): string | undefined {
+    const value = this.string(field, 'a user name such as faithd6');
+    if (value === undefined) return undefined;
+    // POSIX portable user names (useradd's own rule), so nothing odd reaches getpwnam.
+    if (/^[a-z_][a-z0-9_-]{0,31}$/i.test(value)) return value;
+    this.report.error(field, `"${value}" is not a user name (letters, digits, _ and -, at most 32)`);
+    return undefined;
+  }
+
+  private absolutePath(field: Field): string | undefined {
+    const value = this.string(field, 'an absolute directory path such as /run/faithd6');
+    if (value === undefined) return undefined;
+    if (value.startsWith('/') && !value.includes('\0')) return value.replace(/\/+$/, '') || '/';
+    this.report.error(field, `"${value}" is not an absolute path`);
     return undefined;
   }
 

@@ -15,6 +15,13 @@ export interface Config {
   readonly timeouts: TimeoutsConfig;
   readonly limits: LimitsConfig;
   readonly log: LogConfig;
+  /**
+   * The user workers run as when faithd6 starts as root; null picks `faithd6` if that user
+   * exists, else `nobody`. Code handling untrusted traffic never runs as root.
+   */
+  readonly user: string | null;
+  /** Where the pidfile and the control socket live. */
+  readonly runtimeDirectory: string;
 }
 
 export interface ServiceConfig {
@@ -66,6 +73,8 @@ export const DEFAULTS = {
     connectionsPerWorker: 4096,
   },
   log: { level: 'info' },
+  user: null,
+  runtimeDirectory: '/run/faithd6',
 } as const satisfies Omit<Config, 'file' | 'prefixes' | 'services' | 'rules'> & { workers: number };
 
 /** What loading a file yields: the config, and warnings that do not stop it from running. */

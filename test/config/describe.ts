@@ -36,6 +36,7 @@ rules:
 timeouts: {connect: 10s, idle: 1h30m, halfClosed: 90s, drain: 0}
 limits: {connectionsPerWorker: 100}
 log: {level: warn}
+user: nobody
 `;
   // Translations of 192.0.2.33 are the ones RFC 6052 §2.4 tabulates for these lengths.
   t.equal(
@@ -56,6 +57,8 @@ rules (in order, the first match wins):
 timeouts: connect 10s, idle 1h30m, half-closed 1m30s, drain 0s
 limits: 100 connections per worker
 log level: warn
+workers run as: nobody (when started as root)
+runtime directory: /run/faithd6 (pidfile and control socket)
 warnings:
   ${at(text, '0.0.0.0/0')}: rules[2].to: permits every IPv4 destination: faithd6 is then a relay into your whole IPv4 network
 `,
@@ -79,6 +82,8 @@ rules:
     'timeouts: connect 5s, idle 2h4m, half-closed 4m, drain 30s',
     'limits: 4096 connections per worker',
     'log level: info',
+    'workers run as: faithd6 if that user exists, else nobody (when started as root)',
+    'runtime directory: /run/faithd6 (pidfile and control socket)',
     'warnings: none',
   ]) {
     t.ok(lines.includes(line), line);

@@ -70,7 +70,18 @@ t.test('a minimal file gets every default, from DEFAULTS', async (t) => {
     timeouts: DEFAULTS.timeouts,
     limits: DEFAULTS.limits,
     log: DEFAULTS.log,
+    user: DEFAULTS.user,
+    runtimeDirectory: DEFAULTS.runtimeDirectory,
   });
+});
+
+t.test('user and runtimeDirectory', async (t) => {
+  const { config } = parseConfig(`${VALID}user: faithd6\nruntimeDirectory: /run/faithd6-b/\n`, FILE);
+  t.equal(config.user, 'faithd6');
+  t.equal(config.runtimeDirectory, '/run/faithd6-b', 'a trailing slash is dropped');
+  expectError(t, `${VALID}user: "root; rm -rf /"\n`, '"root; rm -rf /"', 'user', /is not a user name/);
+  expectError(t, `${VALID}user: 12345\n`, '12345', 'user', /expected a user name/);
+  expectError(t, `${VALID}runtimeDirectory: run/faithd6\n`, 'run/faithd6', 'runtimeDirectory', /is not an absolute path/);
 });
 
 t.test('every key set, in canonical form', async (t) => {
@@ -102,6 +113,8 @@ limits:
   connectionsPerWorker: 100
 log:
   level: debug
+user: nobody
+runtimeDirectory: /run/faithd6-test
 `;
   const { config, warnings } = parseConfig(text, FILE);
   t.same(warnings, []);
@@ -120,6 +133,8 @@ log:
     timeouts: { connect: 1500, idle: 3_600_000, halfClosed: 90_000, drain: 0 },
     limits: { connectionsPerWorker: 100 },
     log: { level: 'debug' },
+    user: 'nobody',
+    runtimeDirectory: '/run/faithd6-test',
   });
 });
 
@@ -183,7 +198,7 @@ t.test('unknown key at the root', async (t) => {
     text,
     'prefix:',
     'prefix',
-    /^unknown key "prefix" \(did you mean "prefixes"\?\); expected one of: prefixes, route, services, rules, timeouts, limits, log$/,
+    /^unknown key "prefix" \(did you mean "prefixes"\?\); expected one of: prefixes, route, services, rules, timeouts, limits, log, user, runtimeDirectory$/,
   );
 });
 
