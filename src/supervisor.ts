@@ -2,18 +2,25 @@ import { fork, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import { loadConfig } from './config/load.js';
+import { formatDuration } from './config/duration.js';
 import type { Config, ServiceConfig } from './config/types.js';
+import { sumStats, type DaemonStatus, type PortStatus, type ReloadOutcome } from './control/protocol.js';
 import { FaithdError } from './errors.js';
 import type { Logger } from './log.js';
 import { addLocalRoutes, removeLocalRoutes } from './system/route.js';
-import type { FromWorker, ToWorker } from './worker.js';
+import { workerIdentity, type Identity } from './system/user.js';
+import { version } from './version.js';
+import type { FromWorker, ToWorker, WorkerStats } from './worker.js';
 
 const WORKER_MODULE = new URL('./worker-process.js', import.meta.url);
 /** libuv's UV_TCP_IPV6ONLY flag for uv_tcp_bind (uv.h; stable across libuv 1.x). */
 const UV_TCP_IPV6ONLY = 1;
 /** How long a worker may take to start listening before start() gives up. */
 const LISTEN_TIMEOUT = 10_000;
-/** Restart backoff: first restart after this, doubling per quick crash, up to the cap. */
+/**
+ * Restart backoff: a worker that dies after running a while is restarted at once; one that
+ * dies again quickly waits this long, doubling per quick crash, up to the cap.
+ */
 const RESTART_DELAY = 100;
 const RESTART_DELAY_MAX = 30_000;
 /** A worker that ran this long before dying was healthy: its next restart is immediate again. */
@@ -103,6 +110,12 @@ export class Supervisor {
   private readonly log: Logger;
   private readonly ports = new Map<number, Port>();
   private addedRoutes: string[] = [];
+  /** Who the workers run as, when started as root. */
+  private identity: Identity | undefined;
+  private readonly startedAt = new Date();
+  private lastReload: ReloadOutcome | null = null;
+  private pingSeq = 0;
+  private reloading: Promise<ReloadOutcome> | undefined;
   private stopping: Promise<void> | undefined;
   private stopped!: () => void;
   /** Resolves once the supervisor has stopped and cleaned up. */
@@ -119,6 +132,7 @@ export class Supervisor {
   /** Routes, sockets and workers; resolves once every listener accepts, or undoes it all and throws. */
   async start(): Promise<void> {
     try {
+      this.identity = workerIdentity(this.config.user, this.config.file);
       if (this.config.route === 'manage') {
         this.addedRoutes = await addLocalRoutes(this.config.prefixes);
         for (const prefix of this.addedRoutes) this.log.info({ prefix }, 'local route added');
@@ -130,9 +144,19 @@ export class Supervisor {
       throw err;
     }
     this.log.info(
-      { ports: [...this.ports.keys()], prefixes: this.config.prefixes, workers: this.workerCount() },
+      {
+        ports: [...this.ports.keys()],
+        prefixes: this.config.prefixes,
+        workers: this.workerCount(),
+        user: this.identity?.name,
+      },
       'ready',
     );
+  }
+
+  /** The config in force. */
+  get current(): Config {
+    return this.config;
   }
 
   /** Graceful stop: stop accepting, drain connections until the drain timeout, clean up. */
@@ -149,23 +173,44 @@ export class Supervisor {
   /**
    * Re-reads the config file. An invalid file changes nothing. Workers of unchanged ports get
    * the new config for new connections; removed ports drain; added ports get workers.
+   * Concurrent reloads (a SIGHUP during `faithd6 reload`) share one run.
    */
-  async reload(): Promise<void> {
-    if (this.stopping) return;
+  reload(): Promise<ReloadOutcome> {
+    this.reloading ??= this.reloadOnce().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  private async reloadOnce(): Promise<ReloadOutcome> {
+    const at = new Date().toISOString();
+    if (this.stopping) return { ok: false, at, changes: [], warnings: [], error: 'faithd6 is stopping' };
     let config: Config;
+    let warnings: readonly string[];
     try {
-      const loaded = await loadConfig(this.config.file);
-      for (const warning of loaded.warnings) this.log.warn(warning);
-      config = loaded.config;
+      ({ config, warnings } = await loadConfig(this.config.file));
     } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'reload failed: the running config is unchanged');
-      return;
+      const outcome = { ok: false, at, changes: [], warnings: [], error: (err as Error).message };
+      this.lastReload = outcome;
+      this.log.error({ err: outcome.error }, 'reload failed: the running config is unchanged');
+      return outcome;
     }
+    const kept: string[] = [];
     if (config.route !== this.config.route || config.prefixes.join() !== this.config.prefixes.join()) {
-      this.log.warn('prefixes or route mode changed: restart faithd6 to apply them');
+      kept.push('prefixes and route mode are unchanged until faithd6 is restarted');
       config = { ...config, prefixes: this.config.prefixes, route: this.config.route };
     }
+    if (config.user !== this.config.user) {
+      kept.push('user is unchanged until faithd6 is restarted');
+      config = { ...config, user: this.config.user };
+    }
+    if (config.runtimeDirectory !== this.config.runtimeDirectory) {
+      kept.push('runtimeDirectory is unchanged until faithd6 is restarted');
+      config = { ...config, runtimeDirectory: this.config.runtimeDirectory };
+    }
+    const changes = describeChanges(this.config, config);
     this.config = config;
+    this.log.level = config.log.level;
     const wanted = new Map(config.services.map((s) => [s.port, s]));
     for (const [portNumber, port] of this.ports) {
       const service = wanted.get(portNumber);
@@ -185,6 +230,7 @@ export class Supervisor {
         this.spawn(slot).catch((err: Error) => this.log.error({ port: portNumber, err: err.message }, 'worker start failed'));
       }
     }
+    const allWarnings = [...warnings, ...kept];
     for (const [portNumber, service] of wanted) {
       if (this.ports.has(portNumber)) continue;
       try {
@@ -192,10 +238,86 @@ export class Supervisor {
         this.ports.set(portNumber, port);
         await Promise.all(port.slots.map((slot) => this.spawn(slot)));
       } catch (err) {
+        allWarnings.push((err as Error).message);
         this.log.error({ port: portNumber, err: (err as Error).message }, 'cannot open port');
       }
     }
-    this.log.info({ ports: [...this.ports.keys()] }, 'reloaded');
+    for (const warning of allWarnings) this.log.warn(warning);
+    const outcome = { ok: true, at, changes, warnings: allWarnings };
+    this.lastReload = outcome;
+    this.log.info({ changes, ports: [...this.ports.keys()] }, 'reloaded');
+    return outcome;
+  }
+
+  /**
+   * Whether every live worker answers a heartbeat within `timeout` ms (the systemd watchdog's
+   * test: a hung worker must trip it). A worker being restarted does not count.
+   */
+  async healthy(timeout: number): Promise<boolean> {
+    const { expected, answers } = await this.ping(timeout);
+    return answers.size === expected;
+  }
+
+  /** Everything `faithd6 status` shows, with fresh counters from each worker. */
+  async status(): Promise<DaemonStatus> {
+    const { answers } = await this.ping(1_000);
+    const ports: PortStatus[] = [...this.ports.values()].map((port) => {
+      const workers = port.slots.map((slot) => {
+        const stats = slot.child === undefined ? undefined : answers.get(slot.child);
+        return { pid: slot.child?.pid ?? null, restarts: slot.restarts, answering: stats !== undefined, stats: stats ?? null };
+      });
+      return {
+        port: port.service.port,
+        backendPort: port.service.backendPort,
+        workers,
+        totals: sumStats(workers.flatMap((w) => (w.stats ? [w.stats] : []))),
+      };
+    });
+    return {
+      pid: process.pid,
+      version: version(),
+      config: this.config.file,
+      startedAt: this.startedAt.toISOString(),
+      uptime: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
+      prefixes: this.config.prefixes,
+      lastReload: this.lastReload,
+      ports,
+      totals: sumStats(ports.map((p) => p.totals)),
+    };
+  }
+
+  /** Pings every live worker; resolves with the counters of those that answered in time. */
+  private async ping(timeout: number): Promise<{ expected: number; answers: Map<ChildProcess, WorkerStats> }> {
+    const seq = ++this.pingSeq;
+    const answers = new Map<ChildProcess, WorkerStats>();
+    const children = [...this.ports.values()]
+      .flatMap((port) => port.slots.map((slot) => slot.child))
+      .filter((child): child is ChildProcess => child !== undefined && child.connected);
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            const finish = (): void => {
+              clearTimeout(timer);
+              child.off('message', onMessage);
+              child.off('exit', finish);
+              resolve();
+            };
+            const onMessage = (message: FromWorker): void => {
+              if (message.type !== 'pong' || message.seq !== seq) return;
+              answers.set(child, message.stats);
+              finish();
+            };
+            const timer = setTimeout(finish, timeout);
+            child.on('message', onMessage);
+            child.once('exit', finish);
+            child.send({ type: 'ping', seq } satisfies ToWorker, (err) => {
+              if (err) finish();
+            });
+          }),
+      ),
+    );
+    return { expected: children.length, answers };
   }
 
   private workerCount(): number {
@@ -220,7 +342,14 @@ export class Supervisor {
   private spawn(slot: Slot): Promise<void> {
     const port = this.ports.get(slot.port);
     if (port === undefined) return Promise.resolve();
-    const child = fork(WORKER_MODULE, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // Started as root, a worker never is: it runs as the configured user from its first
+    // instruction (fork sets uid and gid, and drops supplementary groups), and needs no
+    // privilege, since the supervisor bound the port.
+    const child = fork(WORKER_MODULE, [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      uid: this.identity?.uid,
+      gid: this.identity?.gid,
+    });
     slot.child = child;
     slot.startedAt = Date.now();
     this.log.info({ port: slot.port, worker: child.pid, restarts: slot.restarts }, 'worker started');
@@ -261,7 +390,7 @@ export class Supervisor {
     if (this.stopping || port === undefined || !port.slots.includes(slot)) return;
     const ranFor = Date.now() - slot.startedAt;
     slot.failures = ranFor >= HEALTHY_RUN ? 0 : slot.failures + 1;
-    const delay = Math.min(RESTART_DELAY_MAX, RESTART_DELAY * 2 ** Math.max(0, slot.failures - 1));
+    const delay = slot.failures <= 1 ? 0 : Math.min(RESTART_DELAY_MAX, RESTART_DELAY * 2 ** (slot.failures - 2));
     this.log.warn({ port: slot.port, worker: child.pid, code, signal, restartIn: delay }, 'worker exited');
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;
@@ -311,4 +440,34 @@ export class Supervisor {
     }
     this.addedRoutes = [];
   }
+}
+
+/** What changed between two configs, one line each, for `faithd6 reload` and the log. */
+export function describeChanges(before: Config, after: Config): string[] {
+  const changes: string[] = [];
+  const old = new Map(before.services.map((s) => [s.port, s]));
+  const now = new Map(after.services.map((s) => [s.port, s]));
+  for (const [port, service] of now) {
+    const was = old.get(port);
+    if (was === undefined) {
+      changes.push(`port ${port} added (backend port ${service.backendPort}, ${service.workers} worker${service.workers === 1 ? '' : 's'})`);
+      continue;
+    }
+    if (was.backendPort !== service.backendPort) changes.push(`port ${port}: backend port ${was.backendPort} -> ${service.backendPort}`);
+    if (was.workers !== service.workers) changes.push(`port ${port}: workers ${was.workers} -> ${service.workers}`);
+  }
+  for (const port of old.keys()) if (!now.has(port)) changes.push(`port ${port} removed (its connections drain)`);
+  if (JSON.stringify(before.rules) !== JSON.stringify(after.rules)) {
+    changes.push(`rules changed (${before.rules.length} -> ${after.rules.length} rules)`);
+  }
+  for (const key of Object.keys(after.timeouts) as (keyof Config['timeouts'])[]) {
+    if (before.timeouts[key] !== after.timeouts[key]) {
+      changes.push(`timeouts.${key}: ${formatDuration(before.timeouts[key])} -> ${formatDuration(after.timeouts[key])}`);
+    }
+  }
+  for (const key of Object.keys(after.limits) as (keyof Config['limits'])[]) {
+    if (before.limits[key] !== after.limits[key]) changes.push(`limits.${key}: ${before.limits[key]} -> ${after.limits[key]}`);
+  }
+  if (before.log.level !== after.log.level) changes.push(`log.level: ${before.log.level} -> ${after.log.level}`);
+  return changes;
 }

@@ -9,13 +9,37 @@ import { Relay, reset, type RelayResult, type RelayTimeouts } from './relay.js';
 export type ToWorker =
   | { readonly type: 'listen'; readonly port: number; readonly config: Config }
   | { readonly type: 'config'; readonly config: Config }
+  | { readonly type: 'ping'; readonly seq: number }
   | { readonly type: 'drain'; readonly deadline: number };
 
 /** Messages a worker sends the supervisor. */
 export type FromWorker =
   | { readonly type: 'listening' }
   | { readonly type: 'listen failed'; readonly code: string; readonly message: string }
+  | { readonly type: 'pong'; readonly seq: number; readonly stats: WorkerStats }
   | { readonly type: 'drained' };
+
+/** One worker's counters since it started; bytes include the connections still open. */
+export interface WorkerStats {
+  /** Relayed connections open now. */
+  active: number;
+  /** Connections relayed (accepted, permitted, backend dialled) since the worker started. */
+  relayed: number;
+  /** Refused by the access rules. */
+  denied: number;
+  /** Dialled an address outside every prefix. */
+  notTranslated: number;
+  /** Reset because the worker held its maximum of connections, or was draining. */
+  limited: number;
+  /** Relayed connections whose backend refused, was unreachable or timed out. */
+  connectFailed: number;
+  /** Bytes from clients to backends. */
+  up: number;
+  /** Bytes from backends to clients. */
+  down: number;
+}
+
+const CONNECT_FAILURES: ReadonlySet<string> = new Set(['refused', 'unreachable', 'connect timeout', 'connect failed']);
 
 /** What one worker holds: compiled from the config on start and on every reload. */
 interface Compiled {
@@ -56,6 +80,17 @@ export class Worker {
   private readonly server: net.Server;
   private readonly relays = new Set<Relay>();
   private draining = false;
+  /** Counters; bytes here are those of closed connections (stats() adds the open ones). */
+  private readonly counts: WorkerStats = {
+    active: 0,
+    relayed: 0,
+    denied: 0,
+    notTranslated: 0,
+    limited: 0,
+    connectFailed: 0,
+    up: 0,
+    down: 0,
+  };
 
   constructor(config: Config, port: number, log: Logger) {
     this.compiled = compile(config, port);
@@ -97,6 +132,17 @@ export class Worker {
   /** Connections currently held. */
   get connections(): number {
     return this.relays.size;
+  }
+
+  /** The counters as of now, open connections' bytes included. */
+  stats(): WorkerStats {
+    let up = this.counts.up;
+    let down = this.counts.down;
+    for (const relay of this.relays) {
+      up += relay.client.bytesRead;
+      down += relay.backend.bytesRead;
+    }
+    return { ...this.counts, active: this.relays.size, up, down };
   }
 
   /**
@@ -161,10 +207,14 @@ export class Worker {
     };
     const relay = new Relay(socket, backendHost, backendPort, peers, compiled.timeouts, this.onRelayClose);
     this.relays.add(relay);
+    this.counts.relayed += 1;
   };
 
   private readonly onRelayClose = (relay: Relay, result: RelayResult): void => {
     this.relays.delete(relay);
+    this.counts.up += result.up;
+    this.counts.down += result.down;
+    if (CONNECT_FAILURES.has(result.end)) this.counts.connectFailed += 1;
     this.log.info(
       {
         ...relay.peers,
@@ -180,6 +230,9 @@ export class Worker {
   };
 
   private refuse(socket: net.Socket, end: 'not translated' | 'denied' | 'limit', fields: object): void {
+    if (end === 'denied') this.counts.denied += 1;
+    else if (end === 'limit') this.counts.limited += 1;
+    else this.counts.notTranslated += 1;
     const client = bracket(socket.remoteAddress, socket.remotePort);
     reset(socket);
     // TODO(issue 4): rate-limit these lines.
@@ -208,6 +261,10 @@ export function runWorker(): void {
       }
       case 'config':
         worker?.reconfigure(message.config);
+        break;
+      case 'ping':
+        // The heartbeat: an answer proves the event loop turns (systemd's watchdog relies on it).
+        if (worker) send({ type: 'pong', seq: message.seq, stats: worker.stats() });
         break;
       case 'drain':
         void (worker?.drain(message.deadline) ?? Promise.resolve()).then(() => {

@@ -2,7 +2,12 @@ import { Command, CommanderError } from 'commander';
 import { exitCodeFor, EXIT } from '../errors.js';
 import { checkCommand } from './check.js';
 import type { CliContext } from './context.js';
+import { reloadCommand } from './reload.js';
+import { restartCommand } from './restart.js';
 import { runCommand } from './run.js';
+import { startCommand } from './start.js';
+import { statusCommand } from './status.js';
+import { stopCommand } from './stop.js';
 import { translateCommand } from './translate.js';
 import { version } from '../version.js';
 
@@ -28,7 +33,16 @@ export async function main(
     .addHelpText('after', `
 Every command takes -c/--config FILE (default /etc/faithd6.yaml).
 Exit status: 0 ok, 1 failure, 3 not running, 64 usage, 77 no permission, 78 bad config.`);
-  for (const make of [runCommand, checkCommand, translateCommand]) {
+  for (const make of [
+    startCommand,
+    stopCommand,
+    restartCommand,
+    reloadCommand,
+    statusCommand,
+    runCommand,
+    checkCommand,
+    translateCommand,
+  ]) {
     program.addCommand(make(ctx).copyInheritedSettings(program));
   }
   try {

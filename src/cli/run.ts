@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
-import { Supervisor } from '../supervisor.js';
+import { runDaemon } from '../daemon.js';
 import { DEFAULT_CONFIG, type CliContext } from './context.js';
 
 /** `faithd6 run`: the daemon in the foreground (what systemd's ExecStart runs). */
@@ -18,22 +18,11 @@ Exit status: 0 stopped cleanly, 1 failure (e.g. a port in use), 77 no permission
       const log = createLogger(config.log.level);
       for (const warning of warnings) log.warn(warning);
       process.title = 'faithd6: supervisor';
-      const supervisor = new Supervisor(config, log);
-      const stop = (): void => void supervisor.stop();
-      const reload = (): void => void supervisor.reload();
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
-      process.on('SIGHUP', reload);
       try {
-        await supervisor.start();
-        await supervisor.done;
+        await runDaemon(config, log);
       } catch (err) {
         log.fatal({ err: (err as Error).message }, 'cannot start');
         throw err;
-      } finally {
-        process.off('SIGTERM', stop);
-        process.off('SIGINT', stop);
-        process.off('SIGHUP', reload);
       }
     });
 }

@@ -25,7 +25,13 @@ async function runToExit(configText: string) {
 }
 
 const config = (port: number) =>
-  stringify({ prefixes: [PREFIX], route: 'manage', services: [{ port }], rules: [PERMIT_CLIENT_TO_S4] });
+  stringify({
+    prefixes: [PREFIX],
+    route: 'manage',
+    services: [{ port }],
+    rules: [PERMIT_CLIENT_TO_S4],
+    runtimeDirectory: join(t.testdir(), 'run'),
+  });
 
 t.test('a bad config file: exit 78, the error names file:line:col and key, no route added', async (t) => {
   const text = config(5999).replace('port: 5999', 'port: 99999');

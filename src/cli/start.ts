@@ -1,0 +1,26 @@
+import { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { DEFAULT_CONFIG, type CliContext } from './context.js';
+import { startInBackground } from './daemon-control.js';
+
+export const DEFAULT_LOG = '/var/log/faithd6.log';
+
+/** `faithd6 start`: the daemon in the background; returns once it accepts, or says why not. */
+export function startCommand(ctx: CliContext): Command {
+  return new Command('start')
+    .description('start the translator in the background; return once every listener accepts')
+    .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+    .option('-l, --log <file>', 'where the daemon\'s log lines go', DEFAULT_LOG)
+    .addHelpText('after', `
+It checks the config first, refuses if faithd6 is already running, and writes its pidfile and
+control socket in the config's runtimeDirectory (default /run/faithd6). On failure nothing is
+left behind: no route, no worker, no pidfile.
+Exit status: 0 started, 1 failure (e.g. a port in use, already running), 77 no permission,
+78 bad config.`)
+    .action(async (options: { config: string; log: string }) => {
+      const { config, warnings } = await loadConfig(options.config);
+      for (const warning of warnings) ctx.stderr.write(`warning: ${warning}\n`);
+      const { pid, ports } = await startInBackground(config, options.log);
+      ctx.stdout.write(`faithd6 started: pid ${pid}, ports ${ports.join(', ')}; log ${options.log}\n`);
+    });
+}

@@ -1,0 +1,65 @@
+import { Command } from 'commander';
+import { formatDuration } from '../config/duration.js';
+import type { DaemonStatus } from '../control/protocol.js';
+import type { WorkerStats } from '../worker.js';
+import { DEFAULT_CONFIG, type CliContext } from './context.js';
+import { daemonStatus, runtimeDirectoryOf } from './daemon-control.js';
+
+/** `faithd6 status`: running or not, and what it is doing, from the daemon itself. */
+export function statusCommand(ctx: CliContext): Command {
+  return new Command('status')
+    .description('say whether the translator runs, and show its ports, workers, connections and counters')
+    .option('-c, --config <file>', 'config file (says where the daemon\'s control socket is)', DEFAULT_CONFIG)
+    .option('--runtime-dir <dir>', 'the daemon\'s runtime directory, instead of the config file\'s runtimeDirectory')
+    .option('--json', 'print the status as JSON')
+    .addHelpText('after', `
+Counters are since each worker started; bytes include open connections.
+Exit status: 0 running, 3 not running (as LSB init scripts), 77 no permission.`)
+    .action(async (options: { config: string; runtimeDir?: string; json?: boolean }) => {
+      const status = await daemonStatus(await runtimeDirectoryOf(options));
+      ctx.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+    });
+}
+
+/** Bytes for people: 1.5 MiB. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+function counters(s: WorkerStats): string {
+  return (
+    `${s.active} active, ${s.relayed} relayed, ${s.denied} denied, ${s.notTranslated} not translated, ` +
+    `${s.limited} over limit, ${s.connectFailed} connect failures, ${formatBytes(s.up)} up, ${formatBytes(s.down)} down`
+  );
+}
+
+/** The human form of a status. */
+export function formatStatus(status: DaemonStatus): string {
+  const lines = [
+    `faithd6 is running: pid ${status.pid}, up ${formatDuration(status.uptime * 1000)}, version ${status.version}`,
+    `config: ${status.config}`,
+    `prefixes: ${status.prefixes.join(', ')}`,
+  ];
+  const reload = status.lastReload;
+  if (reload === null) lines.push('last reload: none');
+  else if (reload.ok) lines.push(`last reload: ${reload.at}, applied (${reload.changes.length === 0 ? 'no changes' : reload.changes.join('; ')})`);
+  else lines.push(`last reload: ${reload.at}, REFUSED, the running config is unchanged: ${reload.error ?? ''}`);
+  for (const port of status.ports) {
+    const n = port.workers.length;
+    lines.push(`port ${port.port} -> backend port ${port.backendPort}, ${n} worker${n === 1 ? '' : 's'}: ${counters(port.totals)}`);
+    for (const worker of port.workers) {
+      const state = worker.pid === null ? 'restarting' : worker.answering ? `pid ${worker.pid}` : `pid ${worker.pid} NOT ANSWERING`;
+      const detail = worker.stats === null ? '' : `, ${worker.stats.active} active, ${worker.stats.relayed} relayed`;
+      lines.push(`  worker ${state}${detail}, ${worker.restarts} restart${worker.restarts === 1 ? '' : 's'}`);
+    }
+  }
+  lines.push(`total: ${counters(status.totals)}`);
+  return `${lines.join('\n')}\n`;
+}
