@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { formatDuration } from '../config/duration.js';
+import { loadConfig } from '../config/load.js';
 import type { DaemonStatus } from '../control/protocol.js';
 import type { WorkerStats } from '../worker.js';
 import { DEFAULT_CONFIG, type CliContext } from './context.js';
@@ -17,7 +18,8 @@ Counters are since each worker started; bytes include open connections.
 Exit status: 0 running, 3 not running (as LSB init scripts), 77 no permission.`)
     .action(async (options: { config: string; runtimeDir?: string; json?: boolean }) => {
       const status = await daemonStatus(await runtimeDirectoryOf(options));
-      ctx.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+      const file = await checkFile(status.config);
+      ctx.stdout.write(options.json ? `${JSON.stringify({ ...status, file }, null, 2)}\n` : formatStatus(status, file));
     });
 }
 
@@ -40,11 +42,28 @@ function counters(s: WorkerStats): string {
   );
 }
 
+/** Whether the daemon's config file, as it is on disk now, would be accepted by a reload. */
+export interface FileCheck {
+  readonly valid: boolean;
+  readonly error?: string;
+}
+
+async function checkFile(file: string): Promise<FileCheck> {
+  try {
+    await loadConfig(file);
+    return { valid: true };
+  } catch (err) {
+    return { valid: false, error: (err as Error).message };
+  }
+}
+
 /** The human form of a status. */
-export function formatStatus(status: DaemonStatus): string {
+export function formatStatus(status: DaemonStatus, file: FileCheck): string {
   const lines = [
     `faithd6 is running: pid ${status.pid}, up ${formatDuration(status.uptime * 1000)}, version ${status.version}`,
-    `config: ${status.config}`,
+    file.valid
+      ? `config: ${status.config}`
+      : `config: ${status.config} — the file is now INVALID, a reload would be refused (the daemon keeps its config):\n  ${file.error?.replaceAll('\n', '\n  ') ?? ''}`,
     `prefixes: ${status.prefixes.join(', ')}`,
   ];
   const reload = status.lastReload;
