@@ -13,6 +13,10 @@ import { version } from './version.js';
 import type { FromWorker, ToWorker, WorkerStats } from './worker.js';
 
 const WORKER_MODULE = new URL('./worker-process.js', import.meta.url);
+/** Workers speak to the supervisor only; systemd's notification variables are not theirs. */
+const WORKER_ENV = Object.fromEntries(
+  Object.entries(process.env).filter(([name]) => !/^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID|LISTEN_\w+)$/.test(name)),
+);
 /** libuv's UV_TCP_IPV6ONLY flag for uv_tcp_bind (uv.h; stable across libuv 1.x). */
 const UV_TCP_IPV6ONLY = 1;
 /** How long a worker may take to start listening before start() gives up. */
@@ -347,6 +351,7 @@ export class Supervisor {
     // privilege, since the supervisor bound the port.
     const child = fork(WORKER_MODULE, [], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: WORKER_ENV,
       uid: this.identity?.uid,
       gid: this.identity?.gid,
     });

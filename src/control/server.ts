@@ -1,7 +1,10 @@
 import { chmodSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import { FaithdError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ControlRequest, ControlResponse } from './protocol.js';
+
+const MAX_SOCKET_PATH = 107;
 
 /** A request line longer than this is not ours: the connection is dropped. */
 const MAX_REQUEST = 64 * 1024;
@@ -23,6 +26,10 @@ export class ControlServer {
 
   /** Listens on `path`; the socket is created with mode 0600, never world-reachable. */
   static async listen(path: string, handler: ControlHandler, log: Logger): Promise<ControlServer> {
+    // sun_path holds 108 bytes with the terminating NUL; a longer path is silently cut short.
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+      throw new FaithdError('CONFIG', `the control socket path ${path} is longer than ${MAX_SOCKET_PATH} bytes: choose a shorter runtimeDirectory`);
+    }
     const server = net.createServer((socket) => serve(socket, handler, log));
     server.on('error', (err) => log.error({ err }, 'control socket failed'));
     // The umask applies while bind() creates the socket file, so there is no moment at which

@@ -29,9 +29,12 @@ const BINARY = 'systemd-notify';
  */
 const SEND_TIMEOUT = 10_000;
 
-/** One line: systemd shows STATUS= in `systemctl status`, and a newline would start a new assignment. */
+/**
+ * One line: a newline would start a new assignment (systemd shows STATUS= in `systemctl
+ * status`), and a NUL cannot be passed in an argument at all.
+ */
 function oneLine(text: string): string {
-  return text.replace(/[\r\n]+/g, ' ').trim();
+  return text.replace(/[\r\n\0]+/g, ' ').trim();
 }
 
 /**
@@ -66,18 +69,25 @@ export function systemdNotifier(env: NodeJS.ProcessEnv = process.env, pid: numbe
           if (missing) return resolve();
           // --pid attributes the message to the supervisor (systemd-notify would otherwise
           // name itself or its parent); -- keeps any text from being read as an option.
-          execFile(
-            BINARY,
-            [`--pid=${pid}`, '--', ...assignments],
-            { env, timeout: SEND_TIMEOUT, killSignal: 'SIGKILL', windowsHide: true },
-            (err) => {
-              if (err) {
-                if ((err as NodeJS.ErrnoException).code === 'ENOENT') missing = true;
-                fail(err, assignments);
-              }
-              resolve();
-            },
-          );
+          try {
+            execFile(
+              BINARY,
+              [`--pid=${pid}`, '--', ...assignments],
+              { env, timeout: SEND_TIMEOUT, killSignal: 'SIGKILL', windowsHide: true },
+              (err) => {
+                if (err) {
+                  if ((err as NodeJS.ErrnoException).code === 'ENOENT') missing = true;
+                  fail(err, assignments);
+                }
+                resolve();
+              },
+            );
+          } catch (err) {
+            // execFile throws at once on arguments it cannot pass (a NUL byte in the
+            // environment): a rejected link would silence every later message.
+            fail(err as Error, assignments);
+            resolve();
+          }
         }),
     );
   };
