@@ -1,23 +1,40 @@
-# faithd6 in a container. It must see the host's network to accept on the translation prefix
-# and to install the local route:
-#   docker run -d --network host --cap-add NET_ADMIN \
+# faithd6 in a container. It must share the host's network namespace to accept on the
+# translation prefix and to install its local route:
+#
+#   docker build -t faithd6 .
+#   docker run -d --name faithd6 --network host --cap-add NET_ADMIN \
 #     -v /etc/faithd6.yaml:/etc/faithd6.yaml:ro faithd6
+#
+# The process runs as the unprivileged user faithd6. The two privileges it needs come from
+# file capabilities, and only within what --cap-add allows: `ip` may change routes
+# (route: manage), node may bind ports below 1024. Without --cap-add NET_ADMIN, use
+# `route: external` and install the route on the host (`faithd6 route up`).
+
+# Build stage: dev dependencies (TypeScript), then compile.
 FROM node:20-slim AS build
 WORKDIR /src
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm ci --ignore-scripts && npm run build
+RUN npm run build
 
+# Run stage: production dependencies only, the compiled code, no compiler.
 FROM node:20-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y --no-install-recommends iproute2 libcap2-bin \
+ && rm -rf /var/lib/apt/lists/* \
+ && setcap cap_net_admin+ep /usr/bin/ip \
+ && setcap cap_net_bind_service+ep "$(readlink -f /usr/local/bin/node)" \
+ && useradd --system --no-create-home --shell /usr/sbin/nologin faithd6 \
+ && install -d -o faithd6 -g faithd6 -m 0750 /run/faithd6
 WORKDIR /opt/faithd6
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 COPY --from=build /src/dist ./dist
 COPY bin ./bin
 COPY etc/faithd6.yaml /etc/faithd6.yaml
 VOLUME ["/etc/faithd6.yaml"]
+USER faithd6
 ENTRYPOINT ["node", "/opt/faithd6/bin/faithd6"]
 CMD ["run", "-c", "/etc/faithd6.yaml"]
