@@ -32,6 +32,12 @@ export interface RelayPeers {
   readonly backend: string;
 }
 
+/** What the owner of a relay hears: once when the backend answers, once when both sockets closed. */
+export interface RelayHooks {
+  established(relay: Relay): void;
+  closed(relay: Relay, result: RelayResult): void;
+}
+
 export interface RelayResult {
   readonly end: EndReason;
   /** Bytes read from the client (and handed to the backend). */
@@ -74,7 +80,7 @@ export class Relay {
   readonly peers: RelayPeers;
   private readonly started = performance.now();
   private readonly timeouts: RelayTimeouts;
-  private readonly onClose: (relay: Relay, result: RelayResult) => void;
+  private readonly hooks: RelayHooks;
   private connectTimer: NodeJS.Timeout | undefined;
   private end: EndReason | undefined;
   private error: string | undefined;
@@ -88,12 +94,12 @@ export class Relay {
     port: number,
     peers: RelayPeers,
     timeouts: RelayTimeouts,
-    onClose: (relay: Relay, result: RelayResult) => void,
+    hooks: RelayHooks,
   ) {
     this.client = client;
     this.peers = peers;
     this.timeouts = timeouts;
-    this.onClose = onClose;
+    this.hooks = hooks;
     client.setNoDelay(true);
     client.setKeepAlive(true, KEEPALIVE_DELAY);
     this.backend = net.connect({
@@ -127,6 +133,7 @@ export class Relay {
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
     this.connected = true;
+    this.hooks.established(this);
     const { client, backend } = this;
     client.once('end', this.onHalfClose);
     backend.once('end', this.onHalfClose);
@@ -187,7 +194,7 @@ export class Relay {
       return;
     }
     clearTimeout(this.connectTimer);
-    this.onClose(this, {
+    this.hooks.closed(this, {
       end: this.end ?? 'fin',
       up: this.client.bytesRead,
       down: this.backend.bytesRead,

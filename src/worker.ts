@@ -1,9 +1,12 @@
 import net from 'node:net';
 import { AccessPolicy, hostIPv4Addresses } from './access.js';
 import { formatIPv4, parseIPv6, translate, TranslationPrefix } from './address.js';
-import type { Config, ServiceConfig } from './config/types.js';
+import type { Config, LimitsConfig, ServiceConfig } from './config/types.js';
+import { emptyStats } from './control/protocol.js';
+import { Admission, type Ticket } from './limits.js';
+import { LogLimiter } from './log-limiter.js';
 import { createLogger, type Logger } from './log.js';
-import { Relay, reset, type RelayResult, type RelayTimeouts } from './relay.js';
+import { Relay, reset, type RelayHooks, type RelayResult, type RelayTimeouts } from './relay.js';
 
 /** Messages the supervisor sends a worker. The listen message carries the bound socket. */
 export type ToWorker =
@@ -29,7 +32,7 @@ export interface WorkerStats {
   denied: number;
   /** Dialled an address outside every prefix. */
   notTranslated: number;
-  /** Reset because the worker held its maximum of connections, or was draining. */
+  /** Reset because a limit was reached (or the worker was draining). */
   limited: number;
   /** Relayed connections whose backend refused, was unreachable or timed out. */
   connectFailed: number;
@@ -37,6 +40,14 @@ export interface WorkerStats {
   up: number;
   /** Bytes from backends to clients. */
   down: number;
+  /** accept() failures (EMFILE, ENFILE, ENOBUFS...): the listener keeps going. */
+  acceptErrors: number;
+  /** Every connection by how it ended (fin, reset by client, refused, denied, limit...). */
+  ends: Record<string, number>;
+  /** Denied connections by reason. */
+  deniedBy: Record<string, number>;
+  /** Limit hits by limit. */
+  limitedBy: Record<string, number>;
 }
 
 const CONNECT_FAILURES: ReadonlySet<string> = new Set(['refused', 'unreachable', 'connect timeout', 'connect failed']);
@@ -48,7 +59,7 @@ interface Compiled {
   readonly policy: AccessPolicy;
   readonly timeouts: RelayTimeouts;
   readonly drainTimeout: number;
-  readonly maxConnections: number;
+  readonly limits: LimitsConfig;
 }
 
 function compile(config: Config, port: number): Compiled {
@@ -61,7 +72,7 @@ function compile(config: Config, port: number): Compiled {
     policy: new AccessPolicy(config.rules, prefixes, hostIPv4Addresses()),
     timeouts: config.timeouts,
     drainTimeout: config.timeouts.drain,
-    maxConnections: config.limits.connectionsPerWorker,
+    limits: config.limits,
   };
 }
 
@@ -78,30 +89,31 @@ export class Worker {
   private compiled: Compiled;
   private readonly log: Logger;
   private readonly server: net.Server;
-  private readonly relays = new Set<Relay>();
+  /** Open relays and the admission slots each holds. */
+  private readonly relays = new Map<Relay, Ticket>();
+  private readonly admission: Admission;
+  /** Lines a flood could produce: denials, limit hits, connect and accept failures. */
+  private readonly limited: LogLimiter;
   private draining = false;
   /** Counters; bytes here are those of closed connections (stats() adds the open ones). */
-  private readonly counts: WorkerStats = {
-    active: 0,
-    relayed: 0,
-    denied: 0,
-    notTranslated: 0,
-    limited: 0,
-    connectFailed: 0,
-    up: 0,
-    down: 0,
-  };
+  private readonly counts: WorkerStats = emptyStats();
 
   constructor(config: Config, port: number, log: Logger) {
     this.compiled = compile(config, port);
     this.log = log;
+    this.limited = new LogLimiter(log);
+    this.admission = new Admission(config.limits);
     this.server = net.createServer(
       { allowHalfOpen: true, pauseOnConnect: true, noDelay: true },
       this.onConnection,
     );
-    // An accept error (EMFILE, ENFILE, ENOBUFS) must not kill the worker: libuv keeps
-    // the listener and tries again on the next readiness.
-    this.server.on('error', (err) => this.log.error({ err }, 'accept failed'));
+    // An accept error (EMFILE, ENFILE, ENOBUFS) must not kill the worker: libuv keeps the
+    // listener (and on EMFILE accepts and closes the waiting connection with a spare
+    // descriptor, so it does not spin) and accepts again once descriptors are free.
+    this.server.on('error', (err: NodeJS.ErrnoException) => {
+      this.counts.acceptErrors += 1;
+      this.limited.info({ err: err.code ?? err.message }, 'accept failed', `accept failed: ${err.code ?? 'error'}`);
+    });
   }
 
   /** Starts accepting on a listening socket handle received from the supervisor. */
@@ -121,6 +133,7 @@ export class Worker {
   /** Applies a reloaded config to new connections; established ones keep their settings. */
   reconfigure(config: Config): void {
     this.compiled = compile(config, this.compiled.service.port);
+    this.admission.reconfigure(config.limits);
     this.log.level = config.log.level;
   }
 
@@ -138,11 +151,11 @@ export class Worker {
   stats(): WorkerStats {
     let up = this.counts.up;
     let down = this.counts.down;
-    for (const relay of this.relays) {
+    for (const relay of this.relays.keys()) {
       up += relay.client.bytesRead;
       down += relay.backend.bytesRead;
     }
-    return { ...this.counts, active: this.relays.size, up, down };
+    return { ...this.counts, active: this.relays.size, up, down, ends: { ...this.counts.ends }, deniedBy: { ...this.counts.deniedBy }, limitedBy: { ...this.counts.limitedBy } };
   }
 
   /**
@@ -159,7 +172,7 @@ export class Worker {
         resolve();
       };
       const timer = setTimeout(() => {
-        for (const relay of this.relays) relay.stop();
+        for (const relay of this.relays.keys()) relay.stop();
         check();
       }, Math.max(0, deadline - Date.now()));
       this.afterClose = check;
@@ -196,8 +209,9 @@ export class Worker {
       });
       return;
     }
-    if (this.draining || this.relays.size >= compiled.maxConnections) {
-      this.refuse(socket, 'limit', { dst: dialled, backend: `${backendHost}:${backendPort}` });
+    const ticket = this.draining ? 'draining' : this.admission.admit(source as bigint, translation.ipv4);
+    if (typeof ticket === 'string') {
+      this.refuse(socket, 'limit', { dst: dialled, backend: `${backendHost}:${backendPort}`, reason: ticket });
       return;
     }
     const peers = {
@@ -205,39 +219,55 @@ export class Worker {
       dst: dialled as string,
       backend: `${backendHost}:${backendPort}`,
     };
-    const relay = new Relay(socket, backendHost, backendPort, peers, compiled.timeouts, this.onRelayClose);
-    this.relays.add(relay);
+    const relay = new Relay(socket, backendHost, backendPort, peers, compiled.timeouts, this.hooks);
+    this.relays.set(relay, ticket);
     this.counts.relayed += 1;
   };
 
-  private readonly onRelayClose = (relay: Relay, result: RelayResult): void => {
+  private readonly hooks: RelayHooks = {
+    established: (relay) => {
+      const ticket = this.relays.get(relay);
+      if (ticket) this.admission.established(ticket);
+    },
+    closed: (relay, result) => this.onRelayClose(relay, result),
+  };
+
+  private onRelayClose(relay: Relay, result: RelayResult): void {
+    const ticket = this.relays.get(relay);
+    if (ticket) this.admission.release(ticket);
     this.relays.delete(relay);
     this.counts.up += result.up;
     this.counts.down += result.down;
-    if (CONNECT_FAILURES.has(result.end)) this.counts.connectFailed += 1;
-    this.log.info(
-      {
-        ...relay.peers,
-        up: result.up,
-        down: result.down,
-        ms: result.ms,
-        end: result.end,
-        error: result.error,
-      },
-      'relay closed',
-    );
+    bump(this.counts.ends, result.end);
+    const fields = { ...relay.peers, up: result.up, down: result.down, ms: result.ms, end: result.end, error: result.error };
+    if (CONNECT_FAILURES.has(result.end)) {
+      this.counts.connectFailed += 1;
+      this.limited.info(fields, 'relay closed', result.end);
+    } else {
+      this.log.info(fields, 'relay closed');
+    }
     this.afterClose?.();
-  };
+  }
 
-  private refuse(socket: net.Socket, end: 'not translated' | 'denied' | 'limit', fields: object): void {
-    if (end === 'denied') this.counts.denied += 1;
-    else if (end === 'limit') this.counts.limited += 1;
-    else this.counts.notTranslated += 1;
+  private refuse(socket: net.Socket, end: 'not translated' | 'denied' | 'limit', fields: { reason?: string; [field: string]: unknown }): void {
+    if (end === 'denied') {
+      this.counts.denied += 1;
+      bump(this.counts.deniedBy, fields.reason ?? 'unknown');
+    } else if (end === 'limit') {
+      this.counts.limited += 1;
+      bump(this.counts.limitedBy, fields.reason ?? 'unknown');
+    } else {
+      this.counts.notTranslated += 1;
+    }
+    bump(this.counts.ends, end);
     const client = bracket(socket.remoteAddress, socket.remotePort);
     reset(socket);
-    // TODO(issue 4): rate-limit these lines.
-    this.log.info({ client, ...fields, up: 0, down: 0, ms: 0, end }, 'relay closed');
+    this.limited.info({ client, ...fields, up: 0, down: 0, ms: 0, end }, 'relay closed', fields.reason === undefined ? end : `${end}: ${fields.reason}`);
   }
+}
+
+function bump(counts: Record<string, number>, key: string): void {
+  counts[key] = (counts[key] ?? 0) + 1;
 }
 
 /** The worker process's entry: wait for the supervisor's listen message, then serve. */

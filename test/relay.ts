@@ -15,6 +15,8 @@ interface Rig {
   port: number;
   /** Resolves with the result of the next relayed connection. */
   next(): Promise<RelayResult>;
+  /** How many relays reported their backend connected. */
+  established: number;
 }
 
 async function listen(server: net.Server, host: string): Promise<number> {
@@ -27,21 +29,26 @@ async function relayTo(t: Test, backendPort: number, timeouts = TIMEOUTS, host =
   const results: RelayResult[] = [];
   const waiters: ((r: RelayResult) => void)[] = [];
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
-    new Relay(socket, host, backendPort, { client: 'c', dst: 'd', backend: 'b' }, timeouts, (_relay, result) => {
-      const waiter = waiters.shift();
-      if (waiter) waiter(result);
-      else results.push(result);
+    new Relay(socket, host, backendPort, { client: 'c', dst: 'd', backend: 'b' }, timeouts, {
+      established: () => (rig.established += 1),
+      closed: (_relay, result) => {
+        const waiter = waiters.shift();
+        if (waiter) waiter(result);
+        else results.push(result);
+      },
     });
   });
   const port = await listen(server, '::1');
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return {
+  const rig: Rig = {
     port,
+    established: 0,
     next: () => {
       const ready = results.shift();
       return ready ? Promise.resolve(ready) : new Promise((resolve) => waiters.push(resolve));
     },
   };
+  return rig;
 }
 
 async function backend(t: Test, onSocket: (socket: net.Socket) => void): Promise<number> {
@@ -96,6 +103,7 @@ t.test('half-close: the client finishes sending, then the server replies in full
   t.equal(sha(serverGot as Buffer), sha(request), 'the whole request arrived before the server replied');
   const result = await rig.next();
   t.equal(result.end, 'fin');
+  t.equal(rig.established, 1, 'the owner heard that the backend answered');
   t.equal(result.up, request.length, 'bytes up counted exactly');
   t.equal(result.down, reply.length, 'bytes down counted exactly');
 });
@@ -158,6 +166,7 @@ t.test('a backend that refuses makes the client reset', async (t) => {
   t.ok(Date.now() - started < 1000, 'at once');
   const result = await rig.next();
   t.equal(result.end, 'refused');
+  t.equal(rig.established, 0, 'a refused backend never counts as established');
   t.equal(result.error, 'ECONNREFUSED');
 });
 
@@ -223,7 +232,10 @@ t.test('stop() resets both sides', async (t) => {
   const result = new Promise<RelayResult>((resolve) => (closed = resolve));
   const port = await backend(t, () => {});
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
-    relay = new Relay(socket, '127.0.0.1', port, { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, (_r, r) => closed(r));
+    relay = new Relay(socket, '127.0.0.1', port, { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, {
+      established: () => {},
+      closed: (_r, r) => closed(r),
+    });
   });
   const relayPort = await listen(server, '::1');
   t.teardown(() => server.close());

@@ -80,5 +80,14 @@ export function formatStatus(status: DaemonStatus, file: FileCheck): string {
     }
   }
   lines.push(`total: ${counters(status.totals)}`);
+  const t = status.totals;
+  const detail = (label: string, counts: Record<string, number>): void => {
+    const parts = Object.entries(counts).map(([reason, n]) => `${reason} ${n}`);
+    if (parts.length > 0) lines.push(`  ${label}: ${parts.join(', ')}`);
+  };
+  detail('ended', t.ends);
+  detail('denied', t.deniedBy);
+  detail('over limit', t.limitedBy);
+  if (t.acceptErrors > 0) lines.push(`  accept failures: ${t.acceptErrors} (out of descriptors?)`);
   return `${lines.join('\n')}\n`;
 }

@@ -29,7 +29,13 @@ export function describeConfig(loaded: LoadedConfig): string {
     `timeouts: connect ${formatDuration(t.connect)}, idle ${formatDuration(t.idle)}, ` +
       `half-closed ${formatDuration(t.halfClosed)}, drain ${formatDuration(t.drain)}`,
   );
-  lines.push(`limits: ${config.limits.connectionsPerWorker} connections per worker`);
+  const l = config.limits;
+  const rate = l.newConnectionsPerSecond === 0 ? 'no rate limit' : `${l.newConnectionsPerSecond} new/s`;
+  lines.push(
+    `limits (each worker): ${l.connectionsPerWorker} connections, ${l.pendingConnects} pending connects; ` +
+      `per source /${l.sourcePrefixLength}: ${l.connectionsPerSource} connections, ${l.pendingConnectsPerSource} pending, ${rate}; ` +
+      `per backend: ${l.connectionsPerBackend} connections`,
+  );
   lines.push(`log level: ${config.log.level}`);
   lines.push(`workers run as: ${config.user ?? 'faithd6 if that user exists, else nobody'} (when started as root)`);
   lines.push(`runtime directory: ${config.runtimeDirectory} (pidfile and control socket)`);

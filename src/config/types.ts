@@ -50,9 +50,25 @@ export interface TimeoutsConfig {
   readonly drain: number;
 }
 
+/**
+ * Limits, each enforced by every worker on its own connections (a port with N workers admits up
+ * to N times these). A connection over a limit is reset at once and counted; nothing is queued.
+ */
 export interface LimitsConfig {
-  /** Concurrent relayed connections one worker holds; the excess is reset at once. */
+  /** Concurrent relayed connections one worker holds. */
   readonly connectionsPerWorker: number;
+  /** Concurrent connections from one client source (its /sourcePrefixLength). */
+  readonly connectionsPerSource: number;
+  /** How client addresses are grouped into sources: an IPv6 attacker owns a whole /64. */
+  readonly sourcePrefixLength: number;
+  /** Connections still waiting for their backend's SYN-ACK. */
+  readonly pendingConnects: number;
+  /** Of those, from one source. */
+  readonly pendingConnectsPerSource: number;
+  /** Concurrent connections to one IPv4 backend address, from all sources. */
+  readonly connectionsPerBackend: number;
+  /** New connections per second from one source (a token bucket holding two seconds' worth); 0: no limit. */
+  readonly newConnectionsPerSecond: number;
 }
 
 export interface LogConfig {
@@ -71,6 +87,12 @@ export const DEFAULTS = {
   },
   limits: {
     connectionsPerWorker: 4096,
+    connectionsPerSource: 512,
+    sourcePrefixLength: 64,
+    pendingConnects: 1024,
+    pendingConnectsPerSource: 64,
+    connectionsPerBackend: 2048,
+    newConnectionsPerSecond: 100,
   },
   log: { level: 'info' },
   user: null,

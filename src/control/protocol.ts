@@ -50,11 +50,36 @@ export interface DaemonStatus {
   readonly totals: WorkerStats;
 }
 
-/** Adds counters; the empty sum is all zeros. */
+/** Counters all zero. */
+export function emptyStats(): WorkerStats {
+  return {
+    active: 0,
+    relayed: 0,
+    denied: 0,
+    notTranslated: 0,
+    limited: 0,
+    connectFailed: 0,
+    up: 0,
+    down: 0,
+    acceptErrors: 0,
+    ends: {},
+    deniedBy: {},
+    limitedBy: {},
+  };
+}
+
+/** Adds counters, the per-reason ones key by key; the empty sum is all zeros. */
 export function sumStats(all: Iterable<WorkerStats>): WorkerStats {
-  const sum: WorkerStats = { active: 0, relayed: 0, denied: 0, notTranslated: 0, limited: 0, connectFailed: 0, up: 0, down: 0 };
+  const sum = emptyStats();
   for (const stats of all) {
-    for (const key of Object.keys(sum) as (keyof WorkerStats)[]) sum[key] += stats[key];
+    for (const [key, value] of Object.entries(stats) as [keyof WorkerStats, number | Record<string, number>][]) {
+      if (typeof value === 'number') {
+        (sum[key] as number) += value;
+      } else {
+        const into = sum[key] as Record<string, number>;
+        for (const [reason, n] of Object.entries(value)) into[reason] = (into[reason] ?? 0) + n;
+      }
+    }
   }
   return sum;
 }

@@ -11,6 +11,10 @@ const stats = (active: number, relayed: number, up: number, down: number) => ({
   connectFailed: 3,
   up,
   down,
+  acceptErrors: 0,
+  ends: { fin: relayed },
+  deniedBy: { 'no matching rule': 2 },
+  limitedBy: {},
 });
 
 const STATUS: DaemonStatus = {
@@ -50,6 +54,9 @@ t.test('the human status names every port, worker and counter', async (t) => {
   t.match(text, 'port 5999 -> backend port 5999, 2 workers: 1 active, 10 relayed, 2 denied, 1 not translated, 0 over limit, 3 connect failures, 1.5 KiB up, 3.0 MiB down');
   t.match(text, '  worker pid 4243, 1 active, 10 relayed, 0 restarts');
   t.match(text, '  worker restarting, 2 restarts');
+  t.match(text, '  ended: fin 10\n');
+  t.match(text, '  denied: no matching rule 2\n');
+  t.notMatch(text, 'over limit:', 'no limit line without limit hits');
 });
 
 t.test('a refused reload and an invalid file on disk are shown plainly', async (t) => {

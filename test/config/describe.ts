@@ -55,7 +55,7 @@ rules (in order, the first match wins):
   3. permit from 2001:db8::/32, 2001:db8:1::1/128 to 0.0.0.0/0 ports any
   otherwise: deny
 timeouts: connect 10s, idle 1h30m, half-closed 1m30s, drain 0s
-limits: 100 connections per worker
+limits (each worker): 100 connections, 1024 pending connects; per source /64: 512 connections, 64 pending, 100 new/s; per backend: 2048 connections
 log level: warn
 workers run as: nobody (when started as root)
 runtime directory: /run/faithd6 (pidfile and control socket)
@@ -80,7 +80,7 @@ rules:
     '  1. deny from any to 192.0.2.10/32 ports any',
     '  otherwise: deny',
     'timeouts: connect 5s, idle 2h4m, half-closed 4m, drain 30s',
-    'limits: 4096 connections per worker',
+    'limits (each worker): 4096 connections, 1024 pending connects; per source /64: 512 connections, 64 pending, 100 new/s; per backend: 2048 connections',
     'log level: info',
     'workers run as: faithd6 if that user exists, else nobody (when started as root)',
     'runtime directory: /run/faithd6 (pidfile and control socket)',

@@ -9,7 +9,13 @@ const P1 = 5999;
 const P2 = 6000;
 const DST6 = translate(ADDR.server4);
 const net = await buildNetwork(t);
-const daemon = await startDaemon(t, net, { services: [{ port: P1 }, { port: P2 }], timeouts: { connect: '1s' } });
+// A capacity test: one client /64 opens 500 connections at once, which the default
+// per-source limits (64 pending connects, a burst of 200 new connections) exist to refuse.
+const daemon = await startDaemon(t, net, {
+  services: [{ port: P1 }, { port: P2 }],
+  timeouts: { connect: '1s' },
+  limits: { connectionsPerSource: 1000, pendingConnectsPerSource: 1000, newConnectionsPerSecond: 0 },
+});
 
 async function echoServer(port: number) {
   const proc = net.peer('s4', ['server', 'echo', '--host', ADDR.server4, '--port', String(port), '--timeout', '60']);
