@@ -438,8 +438,10 @@ export class Supervisor {
     this.ports.clear();
     await Promise.all(ports.map((port) => this.closePort(port, drain)));
     try {
-      await removeLocalRoutes(this.addedRoutes);
-      for (const prefix of this.addedRoutes) this.log.info({ prefix }, 'local route removed');
+      for (const { prefix, outcome } of await removeLocalRoutes(this.addedRoutes)) {
+        if (outcome === 'removed') this.log.info({ prefix }, 'local route removed');
+        else this.log.warn({ prefix, outcome }, 'local route not removed: it is no longer the one faithd6 added');
+      }
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'cannot remove local route');
     }

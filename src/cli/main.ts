@@ -1,9 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor, EXIT } from '../errors.js';
 import { checkCommand } from './check.js';
+import { doctorCommand } from './doctor.js';
 import type { CliContext } from './context.js';
 import { reloadCommand } from './reload.js';
 import { restartCommand } from './restart.js';
+import { routeCommand } from './route.js';
 import { runCommand } from './run.js';
 import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
@@ -22,7 +24,10 @@ export async function main(
 ): Promise<number> {
   const ctx: CliContext = { ...io, exitCode: EXIT.OK };
   const program = new Command('faithd6')
-    .description('FAITH-style IPv6-to-IPv4 TCP translator (RFC 3142): IPv6 clients reach IPv4-only servers\nthrough addresses of a translation prefix such as 2001:db8:5999::/96')
+    .description(
+      'FAITH-style IPv6-to-IPv4 TCP translator (RFC 3142): IPv6 clients reach IPv4-only servers ' +
+        'through the addresses of a translation prefix such as 2001:db8:5999::/96.',
+    )
     .version(version(), '-V, --version')
     .exitOverride()
     .configureOutput({
@@ -42,6 +47,8 @@ Exit status: 0 ok, 1 failure, 3 not running, 64 usage, 77 no permission, 78 bad 
     runCommand,
     checkCommand,
     translateCommand,
+    routeCommand,
+    doctorCommand,
   ]) {
     program.addCommand(make(ctx).copyInheritedSettings(program));
   }

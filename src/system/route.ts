@@ -1,5 +1,32 @@
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { FaithdError } from '../errors.js';
+
+/**
+ * The routing-protocol number (rtm_protocol, `ip route … proto N`) faithd6 marks its routes
+ * with, so that it can tell them from an operator's and never delete a route it did not add.
+ * 70 is in no iproute2 rt_protos list nor in the kernel's RTPROT_* values (which use 0–18,
+ * 42, 99 and 186–192; routing daemons such as FRR take 186–198). The kernel stores the number
+ * as given and matches it on delete: `ip route del … proto 70` fails for any other route.
+ * An operator may name it in /etc/iproute2/rt_protos.d/faithd6.conf (`70 faithd6`).
+ */
+export const ROUTE_PROTOCOL = 70;
+
+/** Who a local route belongs to: nobody (absent), faithd6 (proto 70), or someone else. */
+export type LocalRouteState = 'absent' | 'ours' | 'foreign';
+
+/** What `route up`/`route down` did with one prefix. */
+export interface RouteOutcome {
+  readonly prefix: string;
+  readonly outcome:
+    | 'added' // up: faithd6 added it now
+    | 'already ours' // up: present, added by faithd6 earlier
+    | 'foreign' // up or down: present, not added by faithd6, left as it is
+    | 'removed' // down: faithd6's route removed
+    | 'absent'; // down: there was none
+}
+
+type IpError = Error & { stderr?: string; cause?: NodeJS.ErrnoException };
 
 /** Runs `ip` with arguments; resolves with stdout, rejects with its stderr as the message. */
 function ip(args: readonly string[]): Promise<string> {
@@ -15,60 +42,132 @@ function ip(args: readonly string[]): Promise<string> {
   });
 }
 
-function routeError(prefix: string, verb: string, err: Error & { stderr?: string }): FaithdError {
-  const detail = err.stderr ?? err.message;
-  if (/not permitted|permission denied/i.test(detail)) {
-    const hint = /permission denied/i.test(detail) ? ' (is IPv6 disabled on this host?)' : ' (needs root or CAP_NET_ADMIN)';
-    return new FaithdError('NO_PERMISSION', `cannot ${verb} the local route for ${prefix}: ${detail}${hint}`, { cause: err });
+/**
+ * Why IPv6 cannot be used here, or undefined when it can: IPv6 left out of the kernel (no
+ * /proc/sys/net/ipv6), or switched off for every interface or for lo, which the local route
+ * needs. Reads this process's network namespace.
+ */
+export async function ipv6DisabledReason(): Promise<string | undefined> {
+  const read = async (name: string): Promise<string | undefined> => {
+    try {
+      return (await readFile(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, 'utf8')).trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const [all, lo] = await Promise.all([read('all'), read('lo')]);
+  if (all === undefined && lo === undefined) {
+    return 'the kernel runs without IPv6 (/proc/sys/net/ipv6 is missing: ipv6.disable=1 on the kernel command line?)';
   }
-  if ((err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
-    return new FaithdError('ROUTE', `cannot ${verb} the local route for ${prefix}: the ip command (iproute2) is not installed`, { cause: err });
-  }
-  return new FaithdError('ROUTE', `cannot ${verb} the local route for ${prefix}: ${detail}`, { cause: err });
+  const off = [all === '1' ? 'net.ipv6.conf.all.disable_ipv6 = 1' : '', lo === '1' ? 'net.ipv6.conf.lo.disable_ipv6 = 1' : ''].filter(Boolean);
+  return off.length === 0 ? undefined : `IPv6 is disabled (${off.join(', ')})`;
 }
 
-/** Whether `local PREFIX dev lo` is in the local table. */
-export async function hasLocalRoute(prefix: string): Promise<boolean> {
-  try {
-    const out = await ip(['-6', 'route', 'show', 'table', 'local', 'exact', prefix]);
-    return /^local\s/m.test(out);
-  } catch (err) {
-    throw routeError(prefix, 'look up', err as Error);
+async function routeError(prefix: string, verb: string, err: IpError): Promise<FaithdError> {
+  const what = `cannot ${verb} the local route for ${prefix}`;
+  if (err.cause?.code === 'ENOENT') {
+    return new FaithdError('ROUTE', `${what}: the ip command is not installed; faithd6 needs iproute2 (apt-get install iproute2)`, { cause: err });
   }
+  const detail = err.stderr ?? err.message;
+  if (/not permitted/i.test(detail)) {
+    return new FaithdError(
+      'NO_PERMISSION',
+      `${what}: ${detail}: changing routes needs CAP_NET_ADMIN (run it as root, or from systemd with ExecStartPre=+faithd6 route up)`,
+      { cause: err },
+    );
+  }
+  // Linux says "IPv6 is disabled on nexthop device" (older kernels: EACCES, "Permission
+  // denied"); with IPv6 left out of the kernel, "Address family not supported".
+  if (/ipv6 is disabled|permission denied|address family not supported/i.test(detail)) {
+    const reason = (await ipv6DisabledReason()) ?? 'IPv6 seems to be disabled';
+    return new FaithdError('ROUTE', `${what}: ${reason}; enable it (sysctl -w net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.lo.disable_ipv6=0) (${detail})`, { cause: err });
+  }
+  return new FaithdError('ROUTE', `${what}: ${detail}`, { cause: err });
+}
+
+function hasLocalLine(out: string): boolean {
+  return /^local\s/m.test(out);
+}
+
+/** Whether a local route for exactly this prefix is in the local table, and whose it is. */
+export async function localRouteState(prefix: string): Promise<LocalRouteState> {
+  const show = ['-6', 'route', 'show', 'table', 'local', 'exact', prefix];
+  try {
+    // Filtering on the number sidesteps names: rt_protos may or may not name 70.
+    if (hasLocalLine(await ip([...show, 'proto', String(ROUTE_PROTOCOL)]))) return 'ours';
+    return hasLocalLine(await ip(show)) ? 'foreign' : 'absent';
+  } catch (err) {
+    throw await routeError(prefix, 'look up', err as IpError);
+  }
+}
+
+/** Whether `local PREFIX` is in the local table, whoever added it. */
+export async function hasLocalRoute(prefix: string): Promise<boolean> {
+  return (await localRouteState(prefix)) !== 'absent';
 }
 
 /**
- * Makes every address of each prefix local (`ip -6 route add local PREFIX dev lo`), so that a
- * listener on [::]:port accepts connections to all of them. Returns the prefixes it added;
- * a route that was already there is left as it is and not returned, so it is never removed.
+ * Makes every address of each prefix local (`ip -6 route add local PREFIX dev lo proto 70`),
+ * so that a listener on [::]:port accepts connections to all of them; a route that is already
+ * there, faithd6's or the operator's, is left as it is. Says what happened to each prefix. On
+ * failure it removes what it added in this call, so the routes are as they were, and throws.
  */
-export async function addLocalRoutes(prefixes: readonly string[]): Promise<string[]> {
-  const added: string[] = [];
+export async function installLocalRoutes(prefixes: readonly string[]): Promise<RouteOutcome[]> {
+  const outcomes: RouteOutcome[] = [];
   try {
     for (const prefix of prefixes) {
-      if (await hasLocalRoute(prefix)) continue;
-      try {
-        await ip(['-6', 'route', 'add', 'local', prefix, 'dev', 'lo']);
-      } catch (err) {
-        throw routeError(prefix, 'add', err as Error);
+      const state = await localRouteState(prefix);
+      if (state !== 'absent') {
+        outcomes.push({ prefix, outcome: state === 'ours' ? 'already ours' : 'foreign' });
+        continue;
       }
-      added.push(prefix);
+      try {
+        await ip(['-6', 'route', 'add', 'local', prefix, 'dev', 'lo', 'table', 'local', 'proto', String(ROUTE_PROTOCOL)]);
+      } catch (err) {
+        throw await routeError(prefix, 'add', err as IpError);
+      }
+      outcomes.push({ prefix, outcome: 'added' });
     }
   } catch (err) {
-    await removeLocalRoutes(added).catch(() => {});
+    await removeLocalRoutes(outcomes.filter((o) => o.outcome === 'added').map((o) => o.prefix)).catch(() => {});
     throw err;
   }
-  return added;
+  return outcomes;
 }
 
-/** Removes the local routes for these prefixes; a route that is already gone is no error. */
-export async function removeLocalRoutes(prefixes: readonly string[]): Promise<void> {
+/**
+ * Adds the local routes that are missing (see installLocalRoutes) and returns the prefixes it
+ * added in this call: only those are the caller's to remove again.
+ */
+export async function addLocalRoutes(prefixes: readonly string[]): Promise<string[]> {
+  return (await installLocalRoutes(prefixes)).filter((o) => o.outcome === 'added').map((o) => o.prefix);
+}
+
+/**
+ * Removes faithd6's local routes (proto 70) for these prefixes. A route someone else added is
+ * never deleted, only reported ('foreign'); one that is already gone is no error ('absent').
+ */
+export async function removeLocalRoutes(prefixes: readonly string[]): Promise<RouteOutcome[]> {
+  const outcomes: RouteOutcome[] = [];
   for (const prefix of prefixes) {
-    if (!(await hasLocalRoute(prefix))) continue;
+    const state = await localRouteState(prefix);
+    if (state !== 'ours') {
+      outcomes.push({ prefix, outcome: state });
+      continue;
+    }
     try {
-      await ip(['-6', 'route', 'del', 'local', prefix, 'dev', 'lo', 'table', 'local']);
+      // `proto` makes the kernel itself refuse any other route, even one that replaced ours
+      // since the look-up above.
+      await ip(['-6', 'route', 'del', 'local', prefix, 'dev', 'lo', 'table', 'local', 'proto', String(ROUTE_PROTOCOL)]);
+      outcomes.push({ prefix, outcome: 'removed' });
     } catch (err) {
-      throw routeError(prefix, 'remove', err as Error);
+      const detail = (err as IpError).stderr ?? '';
+      if (/no such process/i.test(detail)) {
+        outcomes.push({ prefix, outcome: (await localRouteState(prefix)) === 'absent' ? 'absent' : 'foreign' });
+        continue;
+      }
+      throw await routeError(prefix, 'remove', err as IpError);
     }
   }
+  return outcomes;
 }
