@@ -1,9 +1,8 @@
 import { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
 import { FaithdError } from '../errors.js';
 import { DEFAULT_CONFIG, type CliContext } from './context.js';
-import { startInBackground, stopDaemon } from './daemon-control.js';
-import { DEFAULT_LOG } from './start.js';
+import { stopDaemon } from './daemon-control.js';
+import { DEFAULT_LOG, loadForStart, startAndReport } from './start.js';
 
 /** `faithd6 restart`: stop (if running), then start. */
 export function restartCommand(ctx: CliContext): Command {
@@ -15,15 +14,13 @@ export function restartCommand(ctx: CliContext): Command {
 The config is checked before anything is stopped: a bad file leaves the running daemon alone.
 Exit status: as for start.`)
     .action(async (options: { config: string; log: string }) => {
-      const { config, warnings } = await loadConfig(options.config);
-      for (const warning of warnings) ctx.stderr.write(`warning: ${warning}\n`);
+      const config = await loadForStart(options.config, ctx);
       try {
         const { pid } = await stopDaemon(config.runtimeDirectory, ctx);
         ctx.stdout.write(`faithd6 stopped (pid ${pid})\n`);
       } catch (err) {
         if (!(err instanceof FaithdError) || err.code !== 'NOT_RUNNING') throw err;
       }
-      const { pid, ports } = await startInBackground(config, options.log);
-      ctx.stdout.write(`faithd6 started: pid ${pid}, ports ${ports.join(', ')}; log ${options.log}\n`);
+      await startAndReport(config, options.log, ctx);
     });
 }

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import { DEFAULT_CONFIG, type CliContext } from './context.js';
 import { startInBackground } from './daemon-control.js';
 
@@ -18,9 +19,19 @@ left behind: no route, no worker, no pidfile.
 Exit status: 0 started, 1 failure (e.g. a port in use, already running), 77 no permission,
 78 bad config.`)
     .action(async (options: { config: string; log: string }) => {
-      const { config, warnings } = await loadConfig(options.config);
-      for (const warning of warnings) ctx.stderr.write(`warning: ${warning}\n`);
-      const { pid, ports } = await startInBackground(config, options.log);
-      ctx.stdout.write(`faithd6 started: pid ${pid}, ports ${ports.join(', ')}; log ${options.log}\n`);
+      await startAndReport(await loadForStart(options.config, ctx), options.log, ctx);
     });
+}
+
+/** Loads the config `start` and `restart` act on; its warnings go to stderr. */
+export async function loadForStart(file: string, ctx: CliContext): Promise<Config> {
+  const { config, warnings } = await loadConfig(file);
+  for (const warning of warnings) ctx.stderr.write(`warning: ${warning}\n`);
+  return config;
+}
+
+/** Starts the daemon in the background and says so. */
+export async function startAndReport(config: Config, logFile: string, ctx: CliContext): Promise<void> {
+  const { pid, ports } = await startInBackground(config, logFile);
+  ctx.stdout.write(`faithd6 started: pid ${pid}, ports ${ports.join(', ')}; log ${logFile}\n`);
 }
