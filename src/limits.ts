@@ -2,6 +2,7 @@ import type { LimitsConfig } from './config/types.js';
 
 /** Which limit a refused connection hit, in the operator's words (status and log lines). */
 export type LimitKind =
+  | 'descriptors'
   | 'connections per worker'
   | 'pending connects'
   | 'connections per source'
@@ -44,6 +45,8 @@ export class Admission {
   private readonly backends = new Map<number, number>();
   private active = 0;
   private pending = 0;
+  /** Relays the worker's descriptors allow (two each); set from its RLIMIT_NOFILE. */
+  private descriptorCap = Number.MAX_SAFE_INTEGER;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(limits: LimitsConfig) {
@@ -64,6 +67,15 @@ export class Admission {
     this.limits = limits;
   }
 
+  /**
+   * How many relayed connections the process's descriptors allow. Admission stays below it, so
+   * the excess is reset and counted here rather than met by EMFILE in accept(), where libuv
+   * silently accepts and closes waiting connections and the worker never hears of it.
+   */
+  setDescriptorCap(relays: number): void {
+    this.descriptorCap = Math.max(0, relays);
+  }
+
   /** Connections admitted and not yet released. */
   get connections(): number {
     return this.active;
@@ -80,6 +92,7 @@ export class Admission {
    */
   admit(source: bigint, backend: number, now = performance.now()): Ticket | LimitKind {
     const l = this.limits;
+    if (this.active >= this.descriptorCap) return 'descriptors';
     if (this.active >= l.connectionsPerWorker) return 'connections per worker';
     if (this.pending >= l.pendingConnects) return 'pending connects';
     const sourceKey = source >> this.shift;

@@ -4,6 +4,7 @@ import { formatIPv4, parseIPv6, translate, TranslationPrefix } from './address.j
 import type { Config, LimitsConfig, ServiceConfig } from './config/types.js';
 import { emptyStats } from './control/protocol.js';
 import { Admission, type Ticket } from './limits.js';
+import { openDescriptors, openFileLimit } from './system/descriptors.js';
 import { LogLimiter } from './log-limiter.js';
 import { createLogger, type Logger } from './log.js';
 import { Relay, reset, type RelayHooks, type RelayResult, type RelayTimeouts } from './relay.js';
@@ -49,6 +50,11 @@ export interface WorkerStats {
   /** Limit hits by limit. */
   limitedBy: Record<string, number>;
 }
+
+/** Descriptors kept free beyond two per relay: for the sockets accepted only to be refused. */
+const DESCRIPTOR_HEADROOM = 16;
+/** How often the descriptor limit is read again (prlimit can change it under a running worker). */
+const DESCRIPTOR_CHECK = 1_000;
 
 const CONNECT_FAILURES: ReadonlySet<string> = new Set(['refused', 'unreachable', 'connect timeout', 'connect failed']);
 
@@ -116,8 +122,26 @@ export class Worker {
     });
   }
 
+  /**
+   * Keeps admission within the descriptors this process may open: two per relay, above those
+   * open when it started listening and a little headroom.
+   */
+  private watchDescriptors(): void {
+    const baseline = openDescriptors();
+    const update = (): void => {
+      const limit = openFileLimit();
+      if (limit !== undefined) this.admission.setDescriptorCap(Math.floor((limit - baseline - DESCRIPTOR_HEADROOM) / 2));
+    };
+    update();
+    this.descriptorTimer = setInterval(update, DESCRIPTOR_CHECK);
+    this.descriptorTimer.unref();
+  }
+
+  private descriptorTimer: NodeJS.Timeout | undefined;
+
   /** Starts accepting on a listening socket handle received from the supervisor. */
   listen(handle: object): Promise<void> {
+    this.watchDescriptors();
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.server.once('error', onError);
@@ -165,6 +189,8 @@ export class Worker {
   drain(deadline: number): Promise<void> {
     this.draining = true;
     this.server.close();
+    clearInterval(this.descriptorTimer);
+    this.admission.close();
     return new Promise((resolve) => {
       const check = (): void => {
         if (this.relays.size > 0) return;

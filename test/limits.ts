@@ -111,3 +111,16 @@ t.test('reconfigure applies new limits to new connections', async (t) => {
   a.release(held);
   t.equal(a.connections, 2);
 });
+
+t.test('the descriptor cap comes first and can change at any time', async (t) => {
+  const a = admission(t, limits({}));
+  a.setDescriptorCap(1);
+  const one = take(a, '2001:db8:1::1');
+  t.equal(a.admit(v6('2001:db8:2::1'), BACKEND, 0), 'descriptors');
+  a.setDescriptorCap(-5);
+  t.equal(a.admit(v6('2001:db8:2::1'), BACKEND, 0), 'descriptors', 'a negative budget admits nothing');
+  a.setDescriptorCap(2);
+  take(a, '2001:db8:2::1');
+  a.release(one);
+  t.equal(a.connections, 1);
+});
