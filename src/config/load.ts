@@ -1,12 +1,15 @@
-import { readFile } from 'node:fs/promises';
 import {
+  Composer,
+  Lexer,
   LineCounter,
+  Parser,
+  YAMLParseError,
   isAlias,
   isMap,
   isScalar,
   isSeq,
-  parseDocument,
-  visit,
+  CST,
+  type Alias,
   type Document,
   type ParsedNode,
   type Scalar,
@@ -15,17 +18,19 @@ import {
   type YAMLSeq,
 } from 'yaml';
 import {
+  RFC6052_LENGTHS,
   TranslationPrefix,
   WELL_KNOWN_PREFIX,
   network4Within,
-  networks6Overlap,
   parseNetwork4,
   parseNetwork6,
   type Network4,
+  type Network6,
 } from '../address.js';
 import { ConfigError } from '../errors.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { NON_GLOBAL_IPV4 } from './non-global.js';
+import { readConfigFile } from './read.js';
 import {
   DEFAULTS,
   type Config,
@@ -37,54 +42,220 @@ import {
   type TimeoutsConfig,
 } from './types.js';
 
-/** Reads and validates a config file; every problem is a ConfigError naming file:line:col and key. */
+/** Collections nested deeper than this are refused before yaml builds them (it recurses per level). */
+export const MAX_NESTING = 64;
+/**
+ * How many nodes aliases may stand for, in all, each alias replaced by its anchor's node with
+ * the aliases in that expanded in turn (an alias of a scalar counts one).
+ */
+export const MAX_ALIAS_NODES = 10_000;
+/** Errors reported before giving up, and warnings listed one by one. */
+export const MAX_PROBLEMS = 100;
+
+/**
+ * Reads and validates a config file; every problem is a ConfigError naming file:line:col and key.
+ * Files that are not regular, too large, writable by others or not UTF-8 are refused before
+ * parsing (see read.ts).
+ */
 export async function loadConfig(file: string): Promise<LoadedConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`cannot read ${file}: ${osReason(err)}`, { cause: err });
-  }
-  return parseConfig(text, file);
+  return parseConfig(await readConfigFile(file), file);
 }
 
 /**
  * Validates the YAML text of a config file (`file` is only used in messages). Throws one
- * ConfigError listing every problem found, one per line, in file order; returns the deeply
- * frozen config and the warnings otherwise.
+ * ConfigError listing every problem found (up to MAX_PROBLEMS), one per line, in file order;
+ * returns the deeply frozen config and the warnings otherwise. The work is bounded by the
+ * length of the text: nesting, alias expansion and the number of problems are capped.
  */
 export function parseConfig(text: string, file: string): LoadedConfig {
+  refuseNonPrintable(text, file);
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const report = new Report(file, lineCounter);
+  try {
+    return validate(parseYaml(text, file, lineCounter), report, file);
+  } catch (err) {
+    if (err instanceof TooManyProblems) throw report.toError();
+    throw err;
+  }
+}
+
+function validate(doc: Document.Parsed, report: Report, file: string): LoadedConfig {
   // A document with syntax errors may be half-built: report the syntax and stop there.
   for (const error of doc.errors) {
     const at = pathAt(doc.contents, error.pos[0], '', '');
     report.errorAt(error.pos[0], at.path, yamlProblem(error, at.key));
   }
-  // yaml only notices an alias without an anchor when converting to JS; the walk below needs
-  // every alias to lead somewhere.
-  visit(doc, {
-    Alias(_, alias) {
-      if (alias.resolve(doc) === undefined) {
-        const offset = (alias.range as [number, number, number])[0];
-        report.errorAt(offset, pathAt(doc.contents, offset, '', '').path, `alias *${alias.source} has no anchor &${alias.source} before it`);
-      }
-    },
-  });
+  const targets = new Structure(doc, report).aliasTargets();
   if (report.hasErrors) throw report.toError();
   for (const warning of doc.warnings) {
-    report.warnAt(warning.pos[0], pathAt(doc.contents, warning.pos[0], '', '').path, warning.message);
+    report.warnAt(warning.pos[0], () => pathAt(doc.contents, warning.pos[0], '', '').path, warning.message);
   }
   if (doc.contents === null) {
     throw new ConfigError(
       `${file}:1:1: the file is empty; expected a mapping with at least prefixes, services and rules`,
     );
   }
-  const config = new Validator(doc, report, file).config(doc.contents);
+  const config = new Validator(report, file, targets).config(doc.contents);
   if (config === undefined || report.hasErrors) throw report.toError();
   return deepFreeze({ config, warnings: report.warningLines() });
 }
+
+/**
+ * YAML 1.2 allows only printable characters (c-printable); a NUL or another control character
+ * means a binary file or a broken editor, and is named where it is rather than parsed.
+ */
+function refuseNonPrintable(text: string, file: string): void {
+  const match = /[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/u.exec(text);
+  if (match === null) return;
+  const before = text.slice(0, match.index);
+  const line = before.split('\n').length;
+  const col = match.index - before.lastIndexOf('\n');
+  const code = `U+${(match[0].codePointAt(0) as number).toString(16).toUpperCase().padStart(4, '0')}`;
+  const what = match[0] === '\0' ? `a NUL byte (${code})` : `the character ${code}`;
+  throw new ConfigError(`${file}:${line}:${col}: ${what} is not allowed in YAML; is this a binary file?`);
+}
+
+/**
+ * parseDocument, but refusing deep nesting while parsing: yaml's parser keeps open collections
+ * on a stack, while its composer recurses once per level and overflows the call stack (or
+ * worse: V8 has aborted the process) a few hundred levels down.
+ */
+function parseYaml(text: string, file: string, lineCounter: LineCounter): Document.Parsed {
+  const parser = new Parser(lineCounter.addNewLine);
+  lineCounter.addNewLine(0);
+  const tokens: CST.Token[] = [];
+  // Each alias stands for one node at least: more aliases than MAX_ALIAS_NODES are refused
+  // before yaml builds a node for each (building hundreds of thousands takes seconds).
+  let aliases = 0;
+  let atScalar = false;
+  for (const lexeme of new Lexer().lex(text)) {
+    for (const token of parser.next(lexeme)) tokens.push(token);
+    // After the scalar marker comes the scalar's source, which may begin with "*".
+    if (atScalar) atScalar = false;
+    else if (lexeme === CST.SCALAR) atScalar = true;
+    else if (lexeme.startsWith('*') && ++aliases > MAX_ALIAS_NODES) {
+      const { line, col } = lineCounter.linePos(parser.offset - lexeme.length);
+      throw new ConfigError(`${file}:${line}:${col}: ${tooManyAliases}`);
+    }
+    // The stack holds the document, then one entry per open collection (and one for a pending value).
+    if (parser.stack.length > MAX_NESTING + 2) {
+      const { line, col } = lineCounter.linePos(parser.offset);
+      throw new ConfigError(
+        `${file}:${line}:${col}: lists and mappings nested more than ${MAX_NESTING} levels deep; a config needs a few`,
+      );
+    }
+  }
+  for (const token of parser.end()) tokens.push(token);
+  // uniqueKeys: false, as yaml's own check compares each key with every earlier one
+  // (quadratic in a mapping's size); Structure checks keys with a Set instead.
+  const composer = new Composer({ prettyErrors: false, uniqueKeys: false });
+  let doc: Document.Parsed | undefined;
+  // yaml makes an Error, with a stack trace, for each syntax error: garbage holds hundreds of
+  // thousands, and capturing their stacks took seconds. Nothing here throws them, nor waits.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    for (const next of composer.compose(tokens, true, text.length)) {
+      if (doc === undefined) {
+        doc = next;
+        continue;
+      }
+      doc.errors.push(
+        new YAMLParseError(
+          [next.range[0], next.range[1]],
+          'MULTIPLE_DOCS',
+          'Source contains multiple documents; a config file is one document (remove this --- and what follows)',
+        ),
+      );
+      break;
+    }
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
+  // compose(tokens, forceDoc = true) always yields a document, even for empty text.
+  return doc as Document.Parsed;
+}
+
+/**
+ * One pass over the document as written: resolves each alias to its anchor (the last anchor
+ * of that name before it, as yaml does), refuses aliases without one or inside their own
+ * anchor, refuses duplicate keys, and bounds what aliases add to the document ("billion
+ * laughs": ten aliases of ten aliases of ... expand exponentially) to MAX_ALIAS_NODES.
+ * The walk below follows aliases, so its work is then bounded by the text's length.
+ */
+class Structure {
+  private readonly targets = new Map<Alias, ParsedNode>();
+  /** The last node seen so far with each anchor. */
+  private readonly anchors = new Map<string, ParsedNode>();
+  /** The size of each anchored node with its aliases expanded, once its end is reached. */
+  private readonly sizes = new Map<ParsedNode, number>();
+  /** Nodes the aliases so far stand for: each its anchor's size. */
+  private expanded = 0;
+
+  constructor(
+    private readonly doc: Document.Parsed,
+    private readonly report: Report,
+  ) {}
+
+  aliasTargets(): Map<Alias, ParsedNode> {
+    this.size(this.doc.contents);
+    return this.targets;
+  }
+
+  /** The node's size with aliases expanded; recursion is bounded by MAX_NESTING. */
+  private size(node: ParsedNode | null): number {
+    if (node === null) return 0;
+    if (isAlias(node)) return this.alias(node);
+    // Set before the children: yaml resolves an alias inside its anchor's node to that node.
+    if (node.anchor !== undefined) this.anchors.set(node.anchor, node);
+    let size = 1;
+    if (isMap(node)) {
+      const keys = new Set<unknown>();
+      for (const pair of node.items) {
+        size += this.size(pair.key) + this.size(pair.value);
+        if (!isScalar(pair.key)) continue;
+        if (keys.has(pair.key.value)) {
+          const offset = pair.key.range[0];
+          const at = pathAt(this.doc.contents, offset, '', '');
+          this.report.errorAt(offset, at.path, yamlProblem({ code: 'DUPLICATE_KEY' } as YAMLError, at.key));
+        }
+        keys.add(pair.key.value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) size += this.size(item);
+    }
+    if (node.anchor !== undefined) this.sizes.set(node, size);
+    return size;
+  }
+
+  private alias(alias: Alias.Parsed): number {
+    const offset = alias.range[0];
+    const target = this.anchors.get(alias.source);
+    const size = target === undefined ? undefined : this.sizes.get(target);
+    if (target === undefined || size === undefined) {
+      const problem =
+        target === undefined
+          ? `alias *${alias.source} has no anchor &${alias.source} before it`
+          : `alias *${alias.source} is inside its own anchor &${alias.source} (a structure that never ends)`;
+      this.report.errorAt(offset, pathAt(this.doc.contents, offset, '', '').path, problem);
+      return 1;
+    }
+    this.targets.set(alias, target);
+    this.expanded += size;
+    if (this.expanded > MAX_ALIAS_NODES) {
+      this.report.errorAt(offset, pathAt(this.doc.contents, offset, '', '').path, tooManyAliases);
+      throw new TooManyProblems();
+    }
+    return size;
+  }
+}
+
+const tooManyAliases =
+  `too many alias expansions: aliases stand for more than ${MAX_ALIAS_NODES} nodes in all ` +
+  '(a "billion laughs" file?); write the values out instead';
+
+/** Stops the walk once the report holds enough errors (or one that makes going on pointless). */
+class TooManyProblems extends Error {}
 
 /** Longest timer Node can run: setTimeout fires at once (with a warning) beyond 2^31-1 ms. */
 const MAX_TIMEOUT = 24 * 86_400_000;
@@ -112,6 +283,8 @@ interface Located {
 class Report {
   private readonly errors: Located[] = [];
   private readonly warnings: Located[] = [];
+  private moreErrors = false;
+  private moreWarnings = 0;
 
   constructor(
     private readonly file: string,
@@ -130,26 +303,40 @@ class Report {
     this.warnAt(field.offset, field.path, what);
   }
 
+  /** Throws TooManyProblems past MAX_PROBLEMS errors: a hostile file could hold millions. */
   errorAt(offset: number, path: string, what: string): void {
+    if (this.errors.length === MAX_PROBLEMS) {
+      this.moreErrors = true;
+      throw new TooManyProblems();
+    }
     this.errors.push({ offset, text: this.format(offset, path, what) });
   }
 
-  warnAt(offset: number, path: string, what: string): void {
-    this.warnings.push({ offset, text: this.format(offset, path, what) });
+  /** `path` may be a function, called only for warnings that are listed (finding a path takes time). */
+  warnAt(offset: number, path: string | (() => string), what: string): void {
+    if (this.warnings.length === MAX_PROBLEMS) this.moreWarnings++;
+    else this.warnings.push({ offset, text: this.format(offset, typeof path === 'string' ? path : path(), what) });
   }
 
   warningLines(): string[] {
-    return inFileOrder(this.warnings);
+    const more = this.moreWarnings === 0 ? [] : [`${this.file}: and ${this.moreWarnings} more warnings`];
+    return [...inFileOrder(this.warnings), ...more];
   }
 
   toError(): ConfigError {
-    return new ConfigError(inFileOrder(this.errors).join('\n'));
+    const more = this.moreErrors ? [`${this.file}: stopped after ${MAX_PROBLEMS} errors; fix these first`] : [];
+    return new ConfigError([...inFileOrder(this.errors), ...more].join('\n'));
   }
 
   private format(offset: number, path: string, what: string): string {
     const { line, col } = this.lineCounter.linePos(offset);
-    return `${this.file}:${line}:${col}: ${path === '' ? '' : `${path}: `}${what}`;
+    return `${this.file}:${line}:${col}: ${path === '' ? '' : `${clip(path, 200)}: `}${clip(what, 400)}`;
   }
+}
+
+/** Long keys and values (a file can hold a 1 MiB string) are shown by their start and end. */
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 100)} … ${text.slice(-90)}`;
 }
 
 function inFileOrder(items: readonly Located[]): string[] {
@@ -164,9 +351,9 @@ class Validator {
   private wellKnownPrefix = false;
 
   constructor(
-    private readonly doc: Document.Parsed,
     private readonly report: Report,
     private readonly file: string,
+    private readonly targets: ReadonlyMap<Alias, ParsedNode>,
   ) {}
 
   config(contents: ParsedNode): Config | undefined {
@@ -216,7 +403,7 @@ class Validator {
     if (field === undefined) return undefined;
     const items = this.list(field, 'a list of translation prefixes such as 2001:db8:5999::/96', true);
     if (items === undefined) return undefined;
-    const accepted: { prefix: TranslationPrefix; path: string }[] = [];
+    const accepted = new AcceptedPrefixes<{ prefix: TranslationPrefix; path: string }>();
     let ok = true;
     for (const item of items) {
       const text = this.string(item, 'a translation prefix such as 2001:db8:5999::/96');
@@ -232,17 +419,17 @@ class Validator {
         ok = false;
         continue;
       }
-      const other = accepted.find((a) => networks6Overlap(a.prefix.network, prefix.network));
+      const other = accepted.overlapping(prefix.network);
       if (other !== undefined) {
         const relation = other.prefix.text === prefix.text ? 'repeats' : 'overlaps';
         this.report.error(item, `"${text}" ${relation} ${other.path} (${other.prefix.text}); prefixes must not overlap`);
         ok = false;
         continue;
       }
-      accepted.push({ prefix, path: item.path });
+      accepted.add(prefix.network, { prefix, path: item.path });
       if (prefix.text === WELL_KNOWN_PREFIX) this.wellKnownPrefix = true;
     }
-    return ok ? accepted.map((a) => a.prefix.text) : undefined;
+    return ok ? accepted.entries.map((a) => a.prefix.text) : undefined;
   }
 
   private services(field: Field | undefined): ServiceConfig[] | undefined {
@@ -422,15 +609,30 @@ class Validator {
   private limits(field: Field | undefined): LimitsConfig | undefined {
     const d = DEFAULTS.limits;
     if (field === undefined) return { ...d };
-    const keys = this.mapping(field, 'a mapping of limits (connectionsPerWorker)', {
-      connectionsPerWorker: undefined,
-    });
+    const ranges: Record<keyof LimitsConfig, [number, number]> = {
+      connectionsPerWorker: [1, 1_000_000],
+      connectionsPerSource: [1, 1_000_000],
+      sourcePrefixLength: [16, 128],
+      pendingConnects: [1, 1_000_000],
+      pendingConnectsPerSource: [1, 1_000_000],
+      connectionsPerBackend: [1, 1_000_000],
+      newConnectionsPerSecond: [0, 1_000_000],
+    };
+    const names = Object.keys(ranges) as (keyof LimitsConfig)[];
+    const keys = this.mapping(
+      field,
+      `a mapping of limits (${names.join(', ')})`,
+      Object.fromEntries(names.map((name) => [name, undefined])) as Record<keyof LimitsConfig, undefined>,
+    );
     if (keys === undefined) return undefined;
-    const connectionsPerWorker =
-      keys.connectionsPerWorker === undefined
-        ? d.connectionsPerWorker
-        : this.integer(keys.connectionsPerWorker, 1, 1_000_000);
-    return connectionsPerWorker === undefined ? undefined : { connectionsPerWorker };
+    const limits: Record<string, number> = {};
+    let ok = true;
+    for (const name of names) {
+      const value = keys[name] === undefined ? d[name] : this.integer(keys[name], ...ranges[name]);
+      if (value === undefined) ok = false;
+      else limits[name] = value;
+    }
+    return ok ? (limits as unknown as LimitsConfig) : undefined;
   }
 
   private log(field: Field | undefined): LogConfig | undefined {
@@ -443,9 +645,9 @@ class Validator {
 
   // ---- typed readers: each returns undefined after reporting why ----
 
-  /** The node an alias stands for (every alias has an anchor: parseConfig checked). */
+  /** The node an alias stands for (Structure resolved every alias, or the walk never starts). */
   private follow(node: ParsedNode): Value {
-    return (isAlias(node) ? node.resolve(this.doc) : node) as Value;
+    return (isAlias(node) ? this.targets.get(node) : node) as Value;
   }
 
   /**
@@ -540,7 +742,7 @@ class Validator {
     const value = this.string(field, 'an absolute directory path such as /run/faithd6');
     if (value === undefined) return undefined;
     if (value.startsWith('/') && !value.includes('\0')) return value.replace(/\/+$/, '') || '/';
-    this.report.error(field, `"${value}" is not an absolute path`);
+    this.report.error(field, `${JSON.stringify(value)} is not an absolute path`);
     return undefined;
   }
 
@@ -591,6 +793,44 @@ class Validator {
     }
     return ms;
   }
+}
+
+/**
+ * Translation prefixes accepted so far, each found again in a few map lookups: comparing a new
+ * prefix with every earlier one is quadratic, and a hostile file can hold thousands. Accepted
+ * prefixes never overlap, so at most one contains a new prefix (and then none lies inside it);
+ * otherwise the first one inside it is named, as a search of the list in order would.
+ */
+class AcceptedPrefixes<T> {
+  readonly entries: T[] = [];
+  /** Each accepted prefix under `length:bits`. */
+  private readonly exact = new Map<string, T>();
+  /** The first accepted prefix under each shorter (or equal) RFC 6052 prefix that contains it. */
+  private readonly within = new Map<string, T>();
+
+  overlapping(network: Network6): T | undefined {
+    for (const length of RFC6052_LENGTHS) {
+      if (length > network.length) break;
+      const container = this.exact.get(bitsKey(network.base, length));
+      if (container !== undefined) return container;
+    }
+    return this.within.get(bitsKey(network.base, network.length));
+  }
+
+  add(network: Network6, entry: T): void {
+    this.entries.push(entry);
+    this.exact.set(bitsKey(network.base, network.length), entry);
+    for (const length of RFC6052_LENGTHS) {
+      if (length > network.length) break;
+      const key = bitsKey(network.base, length);
+      if (!this.within.has(key)) this.within.set(key, entry);
+    }
+  }
+}
+
+/** The first `length` bits of an IPv6 address, as a map key. */
+function bitsKey(address: bigint, length: number): string {
+  return `${length}:${(address >> BigInt(128 - length)).toString(16)}`;
 }
 
 function join(path: string, key: string): string {
@@ -644,6 +884,8 @@ function suggest(name: string, allowed: readonly string[]): string {
   let best: string | undefined;
   let bestDistance = 3;
   for (const candidate of allowed) {
+    // Cannot be nearer than the difference in length; skipping spares a quadratic loop on a huge key.
+    if (Math.abs(name.length - candidate.length) >= bestDistance) continue;
     const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
     if (distance < bestDistance) {
       best = candidate;
@@ -700,15 +942,6 @@ function yamlProblem(error: YAMLError, key: string): string {
     return `duplicate key ${JSON.stringify(key)} (a key may appear only once in a mapping)`;
   }
   return `YAML syntax error: ${error.message}`;
-}
-
-/**
- * "no such file or directory" from Node's "ENOENT: no such file or directory, open '/x'"
- * (or "EISDIR: illegal operation on a directory, read"): the file is named by the caller.
- */
-function osReason(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return /^[A-Z0-9_]+: (.*?), \w+( '.*')?$/.exec(message)?.[1] ?? message;
 }
 
 function deepFreeze<T>(value: T): T {

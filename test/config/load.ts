@@ -131,7 +131,7 @@ runtimeDirectory: /run/faithd6-test
       { action: 'permit', from: ['2001:db8::/32'], to: ['192.0.2.10/32'], ports: [5999, 554] },
     ],
     timeouts: { connect: 1500, idle: 3_600_000, halfClosed: 90_000, drain: 0 },
-    limits: { connectionsPerWorker: 100 },
+    limits: { ...DEFAULTS.limits, connectionsPerWorker: 100 },
     log: { level: 'debug' },
     user: 'nobody',
     runtimeDirectory: '/run/faithd6-test',
@@ -223,7 +223,7 @@ log:
   expectError(t, text, 'prot', 'services[0].prot', /^unknown key "prot" \(did you mean "port"\?\); expected one of: port, backendPort, workers$/);
   expectError(t, text, 'form', 'rules[0].form', /^unknown key "form" \(did you mean "from"\?\); expected one of: action, from, to, ports$/);
   expectError(t, text, 'conect', 'timeouts.conect', /did you mean "connect"/);
-  expectError(t, text, 'connections', 'limits.connections', /^unknown key "connections"; expected one of: connectionsPerWorker$/);
+  expectError(t, text, 'connections', 'limits.connections', /^unknown key "connections"; expected one of: connectionsPerWorker, connectionsPerSource, sourcePrefixLength, /);
   expectError(t, text, 'file', 'log.file', /^unknown key "file"; expected one of: level$/);
   expectError(t, text, '[a, b]', 'log.?', /^unknown key a list; expected one of: level$/);
   t.equal(errorsOf(t, text).length, 6, 'one error each, nothing more');
@@ -636,9 +636,9 @@ rules:
 t.test('loadConfig', async (t) => {
   t.test('an unusual read error is passed on as it is', async (t) => {
     for (const thrown of [new Error('something odd'), 'something odd']) {
-      const { loadConfig: mocked } = await t.mockImport<typeof import('../../src/config/load.js')>(
-        '../../src/config/load.js',
-        { 'node:fs/promises': { readFile: async () => Promise.reject(thrown) } },
+      const { readConfigFile: mocked } = await t.mockImport<typeof import('../../src/config/read.js')>(
+        '../../src/config/read.js',
+        { 'node:fs/promises': { ...(await import('node:fs/promises')), stat: async () => Promise.reject(thrown) } },
       );
       await t.rejects(mocked('/x.yaml'), { name: 'ConfigError', message: 'cannot read /x.yaml: something odd' });
     }
@@ -654,7 +654,7 @@ t.test('loadConfig', async (t) => {
   });
   t.test('a directory', async (t) => {
     const dir = t.testdir();
-    await t.rejects(loadConfig(dir), { message: `cannot read ${dir}: illegal operation on a directory` });
+    await t.rejects(loadConfig(dir), { message: `cannot use ${dir}: not a regular file (a directory)` });
   });
   t.test('a file with errors names that file', async (t) => {
     const dir = t.testdir();
