@@ -16,6 +16,7 @@ import {
   translate,
 } from '../src/address.js';
 import { v4, v6 } from './fixtures/addresses.js';
+import { prng } from './fixtures/prng.js';
 
 
 t.test('parseIPv6 and formatIPv6', async (t) => {
@@ -221,17 +222,6 @@ t.test('translate', async (t) => {
   t.equal(translate([], v6('64:ff9b::1')), undefined);
 });
 
-/** mulberry32: small, seedable, good enough to spread test inputs. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return (x ^ (x >>> 14)) >>> 0;
-  };
-}
 
 /**
  * RFC 6052 §2.2's figure, independently of src/address.ts: the prefix's octets, then the four

@@ -10,6 +10,7 @@ import t from 'tap';
 import { stringify } from 'yaml';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
+import { uniform as prng } from '../fixtures/prng.js';
 
 const SEED = Number(process.env.FAITHD6_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32));
 const CASES = Number(process.env.FAITHD6_FUZZ_CASES ?? 2000);
@@ -20,16 +21,6 @@ const CASE_BOUND_MS = 1000;
 
 t.comment(`fuzz seed ${SEED} (repeat with FAITHD6_FUZZ_SEED=${SEED})`);
 
-/** mulberry32: small, seeded, good enough to pick mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = prng(SEED);
 const below = (n: number): number => Math.floor(rand() * n);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { stringify } from 'yaml';
-import { PERMIT_CLIENT_TO_S4, portOf, runCli, fromClientPort, type CliResult, type DaemonConfig, type RuleConfig } from '../fixtures/daemon.js';
+import { PERMIT_CLIENT_TO_S4, portOf, runCli, fromClientPort, type CliResult, type DaemonConfig, type RuleConfig, type StatusJson } from '../fixtures/daemon.js';
 import { ADDR, PREFIX, buildNetwork, isDone, translate, type Line, type Proc } from '../fixtures/netns.js';
 
 const MiB = 1024 * 1024;
@@ -128,21 +128,6 @@ async function waitLog(pred: (l: Line) => boolean, what: string, from = 0, timeo
 }
 
 const closedLine = (pred: (l: Line) => boolean) => (l: Line) => l.msg === 'relay closed' && pred(l);
-
-interface PortStatusJson {
-  port: number;
-  backendPort: number;
-  workers: { pid: number | null; restarts: number; answering: boolean; stats: Record<string, number> | null }[];
-  totals: Record<string, number>;
-}
-interface StatusJson {
-  pid: number;
-  config: string;
-  lastReload: { ok: boolean; changes: string[]; error?: string } | null;
-  ports: PortStatusJson[];
-  totals: Record<string, number>;
-  file: { valid: boolean; error?: string };
-}
 
 /**
  * `status --json`, which must succeed. Mostly without tap's coverage hooks, which slow node's
