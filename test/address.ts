@@ -1,3 +1,4 @@
+import { Address6 } from 'ip-address';
 import t from 'tap';
 import {
   RFC6052_LENGTHS,
@@ -13,6 +14,7 @@ import {
   parseIPv6,
   parseNetwork4,
   parseNetwork6,
+  parsePlainIPv6,
   translate,
 } from '../src/address.js';
 import { v4, v6 } from './fixtures/addresses.js';
@@ -293,4 +295,39 @@ t.test('property: TranslationPrefix agrees with an independent RFC 6052 layout',
   }
   t.same(failures, [], `no mismatch (seed ${seed})`);
   t.equal(checked, 10_000 * RFC6052_LENGTHS.length, 'every address through every length');
+});
+
+t.test('the quick parser agrees with ip-address, and never accepts what it rejects', async (t) => {
+  const seed = Number(process.env.FAITHD6_SEED ?? Date.now() % 1e9);
+  t.comment(`quick parser: seed ${seed} (rerun with FAITHD6_SEED=${seed})`);
+  const next = prng(seed);
+  const word = (): number => (next() & 1 ? next() & 0xffff : 0); // half zeros, so "::" appears
+  let checked = 0;
+  let mismatches = 0;
+  const same = (text: string, expected: bigint): void => {
+    checked += 1;
+    if (parsePlainIPv6(text) !== expected) {
+      mismatches += 1;
+      if (mismatches <= 5) t.fail(`quick parser misread ${text}`);
+    }
+  };
+  for (let i = 0; i < 5_000; i++) {
+    const words = Array.from({ length: 8 }, word);
+    const value = words.reduce((acc, w) => (acc << 16n) | BigInt(w), 0n);
+    const full = words.map((w) => w.toString(16)).join(':');
+    same(full, value);
+    same(full.toUpperCase(), value);
+    same(formatIPv6(value), value); // RFC 5952 compressed
+    same(new URL(`http://[${full}]/`).hostname.slice(1, -1), value); // as Node prints it
+    const dotted = `${words.slice(0, 6).map((w) => w.toString(16)).join(':')}:${formatIPv4(Number(value & 0xffffffffn))}`;
+    same(dotted, value);
+  }
+  t.equal(mismatches, 0, `${checked} texts of 5,000 random addresses read alike`);
+  const junk = ['', ':', ':::', '1::2::3', '1:2:3:4:5:6:7:8:9', '1:2:3:4::5:6:7:8', 'g::1', '12345::', '::1.2.3', '::1.2.3.256',
+    '1.2.3.4::', '::1.2.3.4:5', ' ::1', '::1 ', '1:', ':1', '::1:', 'fe80::1%eth0', '2001:db8::/64', '::01.2.3.4'];
+  for (const text of junk) {
+    const quick = parsePlainIPv6(text);
+    if (quick !== undefined) t.ok(Address6.isValid(text), `accepted only what ip-address accepts: ${JSON.stringify(text)}`);
+    t.equal(parseIPv6(text) === undefined, !(Address6.isValid(text) && !text.includes('%') && !text.includes('/')), `parseIPv6(${JSON.stringify(text)}) agrees`);
+  }
 });
