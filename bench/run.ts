@@ -1,20 +1,26 @@
-// `npm run bench` (as root): faithd6 side by side with direct TCP, a bare Node pipe() relay and
-// socat, in a network namespace of its own. This file only owns the namespace: it creates
+// `npm run bench` (as root): faithd6 side by side with direct TCP, a bare Node pipe() relay,
+// socat and haproxy (installed from Debian when missing), in a network namespace of its own. This file only owns the namespace: it creates
 // f6b-<pid> (lo up, 198.18.0.1/32 on lo, TIME_WAIT reuse and a wide ephemeral port range, so
 // that connection churn does not run out of ports), runs bench/suite.ts inside it, and always
 // deletes it again: on success, on error, on SIGINT/SIGTERM, and after a time limit.
-// Options are passed to the suite: --rounds N (5), --bulk-mib N, --churn-ms N, --idle N, --log LEVEL.
+// Options are passed to the suite (see bench/README.md).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensurePeers } from './install.js';
 
 const NS = `f6b-${process.pid}`;
 const HERE = fileURLToPath(new URL('./', import.meta.url));
 const SUITE = join(HERE, 'suite.js');
 const DAEMON = join(HERE, '..', 'src', 'cli', 'main.js');
-/** Far above the ~3 minutes a run takes: only a hung run reaches it. */
-const TIME_LIMIT_MS = 10 * 60_000;
+/** Above the ~5 minutes a run takes: only a hung run reaches it. */
+const TIME_LIMIT_MS = 12 * 60_000;
+/**
+ * Open files for the suite and everything it starts: 5,000 idle relayed connections are
+ * 10,000 descriptors in the relay, 5,000 in the holder and 5,000 in the server.
+ */
+const NOFILE = 65_536;
 
 function ip(args: string[]): void {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
@@ -53,6 +59,7 @@ async function main(): Promise<number> {
       return 1;
     }
   }
+  ensurePeers((line) => process.stderr.write(line + '\n'));
   process.on('exit', deleteNamespace);
   ip(['netns', 'add', NS]);
   ip(['-n', NS, 'link', 'set', 'lo', 'up']);
@@ -61,8 +68,17 @@ async function main(): Promise<number> {
   if (sysctl.status !== 0) process.stderr.write(`bench: sysctl in ${NS} failed (churn may run out of ports): ${sysctl.stderr}\n`);
   process.stderr.write(`bench: namespace ${NS} created\n`);
 
-  // `ip netns exec` execs the program, so the child's pid is the suite's own.
-  const suite = spawn('ip', ['netns', 'exec', NS, process.execPath, SUITE, ...process.argv.slice(2)], { stdio: 'inherit' });
+  // prlimit and `ip netns exec` exec the program, so the child's pid is the suite's own; its
+  // children inherit the descriptor limit.
+  // Raising the hard limit needs CAP_SYS_RESOURCE, which a container may not grant; then the
+  // inherited limit stays (Node raises its soft limit to the hard one by itself).
+  const nofile = [`--nofile=${NOFILE}:${NOFILE}`];
+  const raise = spawnSync('prlimit', [...nofile, 'true'], { encoding: 'utf8' });
+  const limit = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim();
+  if (raise.status !== 0) process.stderr.write(`bench: cannot raise the open files limit to ${NOFILE} (${(raise.stderr || raise.error?.message || '').trim()}): it stays at ${limit}\n`);
+  const prefix = raise.status === 0 ? ['prlimit', ...nofile] : [];
+  const command = [...prefix, 'ip', 'netns', 'exec', NS, process.execPath, SUITE, ...process.argv.slice(2)];
+  const suite = spawn(command[0]!, command.slice(1), { stdio: 'inherit' });
   const stopSuite = (sig: NodeJS.Signals): void => {
     if (suite.pid === undefined || suite.exitCode !== null || suite.signalCode !== null) return;
     try {
@@ -81,7 +97,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
-  const limit = setTimeout(() => {
+  const timeLimit = setTimeout(() => {
     process.stderr.write(`bench: no result after ${TIME_LIMIT_MS / 60_000} min: stopping\n`);
     onSignal('SIGTERM');
   }, TIME_LIMIT_MS);
@@ -92,7 +108,7 @@ async function main(): Promise<number> {
     });
     suite.on('close', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
   });
-  clearTimeout(limit);
+  clearTimeout(timeLimit);
   return interrupted && code === 0 ? 130 : code;
 }
 

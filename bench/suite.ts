@@ -1,7 +1,8 @@
 // The measurements, run inside the bench's network namespace (bench/run.ts creates it and
 // starts this file there): starts the IPv4 server and the systems, runs every figure for
-// every system, round after round with the order of the systems rotated each round, and
-// prints the table and writes the raw numbers to bench/results/.
+// every system (throughput one stream and several, each direction; latency; connection
+// churn; idle memory), round after round with the order of the systems rotated each round,
+// and prints the tables, checks issue 5's targets and writes the raw numbers to bench/results/.
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,12 +17,18 @@ import type { System } from './systems.js';
 const { values: opts } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' },
-    'bulk-mib': { type: 'string', default: '512' },
-    'bulk-max-ms': { type: 'string', default: '5000' },
+    'bulk-mib': { type: 'string', default: '256' },
+    'bulk-max-ms': { type: 'string', default: '3000' },
+    streams: { type: 'string', default: '4' },
+    'bulk-procs': { type: 'string', default: '2' },
+    'latency-count': { type: 'string', default: '20000' },
+    'latency-ms': { type: 'string', default: '2000' },
     'churn-ms': { type: 'string', default: '3000' },
     clients: { type: 'string', default: '50' },
     'churn-procs': { type: 'string', default: '2' },
-    idle: { type: 'string', default: '1000' },
+    idle: { type: 'string', default: '5000' },
+    'idle-rounds': { type: 'string', default: '2' },
+    'idle-forking': { type: 'string', default: '1000' },
     log: { type: 'string', default: 'warn' },
   },
 });
@@ -29,23 +36,49 @@ const SETTINGS = Object.freeze({
   rounds: Number(opts.rounds),
   bulkBytes: Number(opts['bulk-mib']) * 1024 * 1024,
   bulkMaxMs: Number(opts['bulk-max-ms']),
+  parallelStreams: Number(opts.streams),
+  /** Generator processes for the parallel streams (each a Node event loop of its own). */
+  bulkProcesses: Number(opts['bulk-procs']),
+  latencyCount: Number(opts['latency-count']),
+  latencyMaxMs: Number(opts['latency-ms']),
   churnMs: Number(opts['churn-ms']),
   churnClients: Number(opts.clients),
   churnProcesses: Number(opts['churn-procs']),
   idleConnections: Number(opts.idle),
+  /** The memory figure is slow (a fresh relay, thousands of connections) and steady: fewer rounds. */
+  idleRounds: Math.min(Number(opts['idle-rounds']), Number(opts.rounds)),
+  /** socat forks a process per connection: fewer idle connections for it (the figure is per connection). */
+  idleForking: Number(opts['idle-forking']),
   faithd6LogLevel: opts.log ?? 'warn',
   /** Time the relay gets after the last idle connection opened, before its memory is read. */
   idleSettleMs: 1000,
 });
-const PORTS = { 'node-pipe': 6001, faithd6: 6002, socat: 6003 } as const;
+const PORTS = { 'node-pipe': 6001, faithd6: 6002, socat: 6003, haproxy: 6004, 'haproxy-splice': 6005 } as const;
 /** The fresh instances the memory figure is measured on. */
-const MEMORY_PORTS = { 'node-pipe': 7001, faithd6: 7002, socat: 7003 } as const;
+const MEMORY_PORTS = { 'node-pipe': 7001, faithd6: 7002, socat: 7003, haproxy: 7004, 'haproxy-splice': 7005 } as const;
 type RelayName = keyof typeof PORTS;
 const LOAD = join(systems.BENCH_DIST, 'load.js');
+
+/** The bulk variants: one stream and several, each direction. */
+const BULK_KINDS = {
+  up1: { streams: 1, direction: 'up' },
+  down1: { streams: 1, direction: 'down' },
+  upN: { streams: SETTINGS.parallelStreams, direction: 'up' },
+  downN: { streams: SETTINGS.parallelStreams, direction: 'down' },
+} as const;
+type BulkKind = keyof typeof BULK_KINDS;
+const BULK_NAMES: Record<BulkKind, string> = {
+  up1: '1 stream client→server',
+  down1: '1 stream server→client',
+  upN: `${SETTINGS.parallelStreams} streams client→server`,
+  downN: `${SETTINGS.parallelStreams} streams server→client`,
+};
 
 type Failure = { round: number; error: string };
 interface BulkRun {
   round: number;
+  streams: number;
+  direction: string;
   gbps: number;
   sent: number;
   received: number;
@@ -53,6 +86,16 @@ interface BulkRun {
   /** CPU seconds the relay's processes used during the run (null for direct). */
   relayCpuSeconds: number | null;
   relayCpuSecondsPerGB: number | null;
+}
+interface LatencyRun {
+  round: number;
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
 }
 interface ChurnRun {
   round: number;
@@ -72,7 +115,8 @@ interface IdleRun {
   pssKiBPerConnection: number;
 }
 interface Runs {
-  throughput: (BulkRun | Failure)[];
+  bulk: Record<BulkKind, (BulkRun | Failure)[]>;
+  latency: (LatencyRun | Failure)[];
   churn: (ChurnRun | Failure)[];
   idle: (IdleRun | Failure)[];
 }
@@ -89,31 +133,63 @@ async function load(label: string, args: string[]): Promise<Child> {
   return new Child(label, process.execPath, [LOAD, ...args]);
 }
 
-async function bulk(system: System, round: number, bytes = SETTINGS.bulkBytes): Promise<BulkRun> {
-  const root = system.child?.pid;
-  const cpu0 = root === undefined ? 0 : treeCpuSeconds(root);
-  const sender = await load('bulk sender', ['bulk', system.host, String(system.port), String(bytes), String(SETTINGS.bulkMaxMs)]);
-  const result = await sender.next(SETTINGS.bulkMaxMs + 30_000, 'bulk result');
-  await sender.exited;
-  const cpu = root === undefined ? null : treeCpuSeconds(root) - cpu0;
-  if (typeof result.error === 'string') throw new Error(result.error);
-  const received = Number(result.received);
-  const ms = Number(result.ms);
-  if (received !== Number(result.sent)) throw new Error(`the server received ${received} of ${String(result.sent)} bytes`);
-  return {
-    round,
-    gbps: (received * 8) / (ms * 1e6),
-    sent: Number(result.sent),
-    received,
-    ms,
-    relayCpuSeconds: cpu,
-    relayCpuSecondsPerGB: cpu === null ? null : cpu / (received / 1e9),
-  };
+/** Splits `total` into `parts` near-equal whole shares. */
+function shares(total: number, parts: number): number[] {
+  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+}
+
+/**
+ * One bulk run: the streams spread over up to SETTINGS.bulkProcesses generator processes,
+ * started together; the relay's CPU counted from "go" to the last result.
+ */
+async function bulk(system: System, round: number, kind: BulkKind, bytes = SETTINGS.bulkBytes): Promise<BulkRun> {
+  const { streams, direction } = BULK_KINDS[kind];
+  const perProcess = shares(streams, Math.min(streams, SETTINGS.bulkProcesses));
+  const generators = await Promise.all(
+    perProcess.map((n, i) => load(`bulk ${i}`, ['bulk', system.host, String(system.port), String(Math.floor((bytes * n) / streams)), String(SETTINGS.bulkMaxMs), String(n), direction])),
+  );
+  try {
+    await Promise.all(generators.map((g) => g.next(10_000, 'ready')));
+    const root = system.child?.pid;
+    const cpu0 = root === undefined ? 0 : treeCpuSeconds(root);
+    for (const g of generators) g.send('go');
+    const results = await Promise.all(generators.map((g) => g.next(SETTINGS.bulkMaxMs + 30_000, 'bulk result')));
+    const cpu = root === undefined ? null : treeCpuSeconds(root) - cpu0;
+    const failed = results.find((r) => typeof r.error === 'string');
+    if (failed) throw new Error(String(failed.error));
+    const sent = results.reduce((sum, r) => sum + Number(r.sent), 0);
+    const received = results.reduce((sum, r) => sum + Number(r.received), 0);
+    const ms = Math.max(...results.map((r) => Number(r.ms)));
+    if (received !== sent) throw new Error(`${received} of ${sent} bytes arrived`);
+    return {
+      round,
+      streams,
+      direction,
+      gbps: (received * 8) / (ms * 1e6),
+      sent,
+      received,
+      ms,
+      relayCpuSeconds: cpu,
+      relayCpuSecondsPerGB: cpu === null ? null : cpu / (received / 1e9),
+    };
+  } finally {
+    await Promise.all(generators.map((g) => g.stop()));
+  }
+}
+
+async function latency(system: System, round: number, count = SETTINGS.latencyCount, ms = SETTINGS.latencyMaxMs): Promise<LatencyRun> {
+  const client = await load('latency', ['latency', system.host, String(system.port), String(count), String(ms)]);
+  try {
+    const r = await client.next(ms + 30_000, 'latency result');
+    if (typeof r.error === 'string') throw new Error(r.error);
+    return { round, count: Number(r.count), p50: Number(r.p50), p90: Number(r.p90), p99: Number(r.p99), p999: Number(r.p999), max: Number(r.max), mean: Number(r.mean) };
+  } finally {
+    await client.stop();
+  }
 }
 
 async function churn(system: System, round: number, ms = SETTINGS.churnMs): Promise<ChurnRun> {
-  const procs = SETTINGS.churnProcesses;
-  const clients = Array.from({ length: procs }, (_, i) => Math.floor(SETTINGS.churnClients / procs) + (i < SETTINGS.churnClients % procs ? 1 : 0));
+  const clients = shares(SETTINGS.churnClients, SETTINGS.churnProcesses);
   const generators = await Promise.all(clients.map((n, i) => load(`churn ${i}`, ['churn', system.host, String(system.port), String(n), String(ms)])));
   try {
     await Promise.all(generators.map((g) => g.next(10_000, 'ready')));
@@ -134,7 +210,7 @@ async function churn(system: System, round: number, ms = SETTINGS.churnMs): Prom
 async function openIdle(system: System, count: number): Promise<{ holder: Child; open: number; errors: number }> {
   const holder = await load('idle holder', ['idle', system.host, String(system.port), String(count)]);
   try {
-    const opened = await holder.next(60_000, 'idle connections');
+    const opened = await holder.next(120_000, 'idle connections');
     if (typeof opened.error === 'string') throw new Error(opened.error);
     return { holder, open: Number(opened.open), errors: Number(opened.errors) };
   } catch (err) {
@@ -155,10 +231,10 @@ async function closeIdle(holder: Child): Promise<void> {
 /**
  * Memory per idle connection, on a fresh instance of the relay: one that has carried the
  * throughput and churn runs holds their garbage until its GC runs, which moves RSS by more
- * than 1,000 connections take. The fresh one first relays (and closes) 100 connections, so
- * that what is allocated once, on first use, is in the baseline.
+ * than thousands of connections take. The fresh one first relays (and closes) 100
+ * connections, so that what is allocated once, on first use, is in the baseline.
  */
-async function idle(start: (port: number) => Promise<System>, port: number, round: number): Promise<IdleRun> {
+async function idle(start: (port: number) => Promise<System>, port: number, round: number, count: number): Promise<IdleRun> {
   const fresh = await start(port);
   if (fresh.unavailable !== null || fresh.child === null) throw new Error(`fresh instance ${fresh.unavailable ?? 'has no process'}`);
   const root = fresh.child.pid;
@@ -166,11 +242,12 @@ async function idle(start: (port: number) => Promise<System>, port: number, roun
     await closeIdle((await openIdle(fresh, 100)).holder);
     await sleep(SETTINGS.idleSettleMs);
     const before = treeMemory(root);
-    const { holder, open, errors } = await openIdle(fresh, SETTINGS.idleConnections);
+    const { holder, open, errors } = await openIdle(fresh, count);
     try {
       await sleep(SETTINGS.idleSettleMs);
       const after = treeMemory(root);
       if (open === 0) throw new Error(`no connection opened (${errors} errors)`);
+      if (open < count) throw new Error(`only ${open} of ${count} connections opened (${errors} errors)`);
       return {
         round,
         open,
@@ -219,22 +296,80 @@ function machine(): Record<string, unknown> {
   };
 }
 
-const COLUMNS: readonly Column[] = [
-  { key: 'throughput', title: 'throughput, Gbit/s', digits: 2, ratio: true },
-  { key: 'connectionRate', title: 'connections/s', digits: 0, ratio: true },
-  { key: 'rssPerConnection', title: 'RSS, KiB per idle conn', digits: 1, ratio: false },
-  { key: 'cpuPerGB', title: 'relay CPU, s per GB', digits: 2, ratio: false },
+/** The figures, as tables of a few columns each (one wide table would not fit a terminal). */
+const TABLES: readonly { title: string; columns: readonly Column[] }[] = [
+  {
+    title: 'Throughput, Gbit/s (higher is better)',
+    columns: [
+      { key: 'up1', title: '1 stream c→s', digits: 2, ratio: true },
+      { key: 'down1', title: '1 stream s→c', digits: 2, ratio: true },
+      { key: 'upN', title: `${SETTINGS.parallelStreams} streams c→s`, digits: 2, ratio: true },
+      { key: 'downN', title: `${SETTINGS.parallelStreams} streams s→c`, digits: 2, ratio: true },
+    ],
+  },
+  {
+    title: 'Connections and latency',
+    columns: [
+      { key: 'connectionRate', title: 'connections/s', digits: 0, ratio: true },
+      { key: 'latencyP50', title: 'latency p50, µs', digits: 0, ratio: true },
+      { key: 'latencyP99', title: 'latency p99, µs', digits: 0, ratio: true },
+    ],
+  },
+  {
+    title: 'Relay resources (the relay\'s processes summed; direct has none, so no ratio)',
+    columns: [
+      { key: 'rssPerConnection', title: 'RSS, KiB per idle conn', digits: 1, ratio: false },
+      { key: 'pssPerConnection', title: 'PSS, KiB per idle conn', digits: 1, ratio: false },
+      { key: 'cpuPerGB', title: 'CPU s per GB (1 stream c→s)', digits: 2, ratio: false },
+    ],
+  },
 ];
 
 function figures(runs: Runs): Record<string, Spread | null> {
-  const bulkRuns = runs.throughput.filter(ok<BulkRun>);
+  const gbps = (kind: BulkKind): Spread | null => spread(runs.bulk[kind].filter(ok<BulkRun>).map((r) => r.gbps));
+  const latencyRuns = runs.latency.filter(ok<LatencyRun>);
+  const allBulk = Object.values(runs.bulk).flat().filter(ok<BulkRun>);
   return {
-    throughput: spread(bulkRuns.map((r) => r.gbps)),
+    up1: gbps('up1'),
+    down1: gbps('down1'),
+    upN: gbps('upN'),
+    downN: gbps('downN'),
     connectionRate: spread(runs.churn.filter(ok<ChurnRun>).map((r) => r.rate)),
+    latencyP50: spread(latencyRuns.map((r) => r.p50)),
+    latencyP99: spread(latencyRuns.map((r) => r.p99)),
     rssPerConnection: spread(runs.idle.filter(ok<IdleRun>).map((r) => r.rssKiBPerConnection)),
     pssPerConnection: spread(runs.idle.filter(ok<IdleRun>).map((r) => r.pssKiBPerConnection)),
-    cpuPerGB: spread(bulkRuns.map((r) => r.relayCpuSecondsPerGB)),
+    cpuPerGB: spread(runs.bulk.up1.filter(ok<BulkRun>).map((r) => r.relayCpuSecondsPerGB)),
+    // Every bulk variant: the relay's CPU per GB over all directions and stream counts.
+    cpuPerGBAllBulk: spread(allBulk.map((r) => r.relayCpuSecondsPerGB)),
   };
+}
+
+interface Target {
+  target: string;
+  faithd6: number | null;
+  bound: number | null;
+  met: boolean | null;
+}
+
+/** Issue 5's targets for faithd6, checked against this run's medians (null: a figure is missing). */
+function targets(rows: readonly Row[]): Target[] {
+  const m = (name: string, key: string): number | null => rows.find((r) => r.name === name)?.figures[key]?.median ?? null;
+  const check = (target: string, value: number | null, bound: number | null, atLeast: boolean): Target => ({
+    target,
+    faithd6: value,
+    bound,
+    met: value === null || bound === null ? null : atLeast ? value >= bound : value <= bound,
+  });
+  const times = (x: number | null, k: number): number | null => (x === null ? null : x * k);
+  return [
+    check('single-stream throughput c→s ≥ 0.45 × direct (Gbit/s)', m('faithd6', 'up1'), times(m('direct', 'up1'), 0.45), true),
+    check('connections/s ≥ 2 × socat', m('faithd6', 'connectionRate'), times(m('socat', 'connectionRate'), 2), true),
+    check('connections/s ≥ node-pipe', m('faithd6', 'connectionRate'), m('node-pipe', 'connectionRate'), true),
+    check('latency p99 ≤ node-pipe (µs)', m('faithd6', 'latencyP99'), m('node-pipe', 'latencyP99'), false),
+    check('RSS per idle connection ≤ 16 KiB', m('faithd6', 'rssPerConnection'), 16, false),
+    check('relay CPU per GB ≤ socat (s)', m('faithd6', 'cpuPerGB'), m('socat', 'cpuPerGB'), false),
+  ];
 }
 
 async function main(): Promise<number> {
@@ -263,8 +398,8 @@ async function main(): Promise<number> {
   try {
     await server.next(10_000, 'server ready');
     const info = machine();
-    say(`faithd6 bench: ${SETTINGS.rounds} rounds, systems interleaved (order rotated each round); median (min–max) over the rounds`);
-    say(`machine: ${String(info.nproc)} CPUs (${String(info.cpuModel)}), Node ${process.version}, Linux ${os.release()}`);
+    say(`faithd6 bench: ${SETTINGS.rounds} rounds (memory: ${SETTINGS.idleRounds}), systems interleaved (order rotated each round); median (min–max) over the rounds`);
+    say(`machine: ${String(info.nproc)} CPUs (${String(info.cpuModel)}), Node ${process.version}, Linux ${os.release()}; open files limit ${spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim()}`);
     say(`NOTE: the load generator (separate node processes), the IPv4 server and the relay all share these ${String(info.nproc)} cores.`);
     const [load1 = 0] = os.loadavg();
     if (load1 > 0.5) say(`NOTE: load average ${load1.toFixed(2)} at start: other work shares the machine, so expect noise; the ratios within this run are what to compare.`);
@@ -279,68 +414,108 @@ async function main(): Promise<number> {
       say(`adding the local route for ${systems.PREFIX} so that the other rows still run`);
       spawnSync('ip', ['-6', 'route', 'replace', 'local', systems.PREFIX, 'dev', 'lo']);
     }
-    all.push(await systems.startNodePipe(PORTS['node-pipe']), faithd6, await systems.startSocat(PORTS.socat));
-    const running = all.filter((s) => s.unavailable === null);
-    for (const s of all) if (s.unavailable !== null && s.name !== 'faithd6') say(`${s.name}: ${s.unavailable}`);
-    say(`systems: ${running.map((s) => `${s.name} [${s.host}]:${s.port}`).join(', ')}`);
-
     const starters: Record<RelayName, (port: number) => Promise<System>> = {
       'node-pipe': (port) => systems.startNodePipe(port),
       faithd6: (port) => systems.startFaithd6(port, tmp, SETTINGS.faithd6LogLevel),
       socat: (port) => systems.startSocat(port),
+      haproxy: (port) => systems.startHaproxy(port, tmp, false),
+      'haproxy-splice': (port) => systems.startHaproxy(port, tmp, true),
     };
-    const runs = new Map<string, Runs>(all.map((s) => [s.name, { throughput: [], churn: [], idle: [] }]));
+    all.push(
+      await starters['node-pipe'](PORTS['node-pipe']),
+      faithd6,
+      await starters.socat(PORTS.socat),
+      await starters.haproxy(PORTS.haproxy),
+      await starters['haproxy-splice'](PORTS['haproxy-splice']),
+    );
+    const running = all.filter((s) => s.unavailable === null);
+    for (const s of all) if (s.unavailable !== null && s.name !== 'faithd6') say(`${s.name}: ${s.unavailable}`);
+    say(`systems: ${running.map((s) => `${s.name} [${s.host}]:${s.port}`).join(', ')}`);
 
-    say('warm-up (not counted): 64 MiB and 1 s of connections through each system');
+    const runs = new Map<string, Runs>(all.map((s) => [s.name, { bulk: { up1: [], down1: [], upN: [], downN: [] }, latency: [], churn: [], idle: [] }]));
+    const label = (round: number, what: string, s: System): string => `round ${round}/${SETTINGS.rounds}  ${what.padEnd(26)} ${s.name.padEnd(14)}`;
+
+    say('warm-up (not counted): 64 MiB, 2,000 round trips and 1 s of connections through each system');
     for (const s of running) {
-      await attempt(0, () => bulk(s, 0, 64 * 1024 * 1024));
+      await attempt(0, () => bulk(s, 0, 'up1', 64 * 1024 * 1024));
+      await attempt(0, () => latency(s, 0, 2000, 1000));
       await attempt(0, () => churn(s, 0, 1000));
     }
 
     for (let round = 1; round <= SETTINGS.rounds; round++) {
       const order = rotate(running, round - 1);
+      for (const kind of Object.keys(BULK_KINDS) as BulkKind[]) {
+        for (const s of order) {
+          const run = await attempt(round, () => bulk(s, round, kind));
+          runs.get(s.name)!.bulk[kind].push(run);
+          say(`${label(round, BULK_NAMES[kind], s)} ${ok(run) ? `${run.gbps.toFixed(2)} Gbit/s (${(run.received / 2 ** 20).toFixed(0)} MiB in ${run.ms.toFixed(0)} ms${run.relayCpuSeconds === null ? '' : `, relay CPU ${run.relayCpuSeconds.toFixed(2)} s`})` : `ERROR ${run.error}`}`);
+        }
+      }
       for (const s of order) {
-        const run = await attempt(round, () => bulk(s, round));
-        runs.get(s.name)!.throughput.push(run);
-        say(`round ${round}/${SETTINGS.rounds}  throughput     ${s.name.padEnd(10)} ${ok(run) ? `${run.gbps.toFixed(2)} Gbit/s (${(run.received / 2 ** 20).toFixed(0)} MiB in ${run.ms.toFixed(0)} ms${run.relayCpuSeconds === null ? '' : `, relay CPU ${run.relayCpuSeconds.toFixed(2)} s`})` : `ERROR ${run.error}`}`);
+        const run = await attempt(round, () => latency(s, round));
+        runs.get(s.name)!.latency.push(run);
+        say(`${label(round, 'latency', s)} ${ok(run) ? `p50 ${run.p50.toFixed(0)} µs, p99 ${run.p99.toFixed(0)} µs, max ${run.max.toFixed(0)} µs (${run.count} round trips)` : `ERROR ${run.error}`}`);
       }
       for (const s of order) {
         const run = await attempt(round, () => churn(s, round));
         runs.get(s.name)!.churn.push(run);
-        say(`round ${round}/${SETTINGS.rounds}  connections/s  ${s.name.padEnd(10)} ${ok(run) ? `${run.rate.toFixed(0)}/s (${run.connections} in ${run.ms.toFixed(0)} ms, ${run.errors} errors)` : `ERROR ${run.error}`}`);
+        say(`${label(round, 'connections/s', s)} ${ok(run) ? `${run.rate.toFixed(0)}/s (${run.connections} in ${run.ms.toFixed(0)} ms, ${run.errors} errors)` : `ERROR ${run.error}`}`);
       }
+      if (round > SETTINGS.idleRounds) continue;
       for (const s of order) {
         if (s.child === null) continue; // direct has no relay process
         const name = s.name as RelayName;
-        const run = await attempt(round, () => idle(starters[name], MEMORY_PORTS[name], round));
+        const count = name === 'socat' ? Math.min(SETTINGS.idleConnections, SETTINGS.idleForking) : SETTINGS.idleConnections;
+        const run = await attempt(round, () => idle(starters[name], MEMORY_PORTS[name], round, count));
         runs.get(s.name)!.idle.push(run);
-        say(`round ${round}/${SETTINGS.rounds}  idle memory    ${s.name.padEnd(10)} ${ok(run) ? `${run.rssKiBPerConnection.toFixed(1)} KiB/conn RSS (${run.before.rssKiB} → ${run.after.rssKiB} KiB over ${run.after.processes} processes, ${run.open} connections), PSS ${run.pssKiBPerConnection.toFixed(1)} KiB/conn` : `ERROR ${run.error}`}`);
+        say(`${label(round, 'idle memory', s)} ${ok(run) ? `${run.rssKiBPerConnection.toFixed(1)} KiB/conn RSS (${run.before.rssKiB} → ${run.after.rssKiB} KiB over ${run.after.processes} processes, ${run.open} connections), PSS ${run.pssKiBPerConnection.toFixed(1)} KiB/conn` : `ERROR ${run.error}`}`);
       }
     }
 
     const rows: Row[] = all.map((s) => ({ name: s.name, unavailable: s.unavailable, figures: figures(runs.get(s.name)!) }));
+    for (const t of TABLES) {
+      say('');
+      say(t.title);
+      for (const line of table(t.columns, rows)) say(line);
+    }
     say('');
-    for (const line of table(COLUMNS, rows)) say(line);
-    say('ratio = median / direct\'s median. Memory and CPU are the relay\'s processes (all faithd6 processes summed); direct has none.');
-    say(`throughput: one stream client→server, ${opts['bulk-mib']} MiB or ${SETTINGS.bulkMaxMs / 1000} s; connections/s: ${SETTINGS.churnClients} clients in ${SETTINGS.churnProcesses} processes, connect / 64 B / 64 B echo / close for ${SETTINGS.churnMs / 1000} s; memory: ${SETTINGS.idleConnections} idle relayed connections on a fresh instance, above its RSS after 100 connections came and went.`);
+    say('median (min–max) over the rounds; ratio = median / direct\'s median (for latency, higher is worse).');
+    say(`throughput: ${opts['bulk-mib']} MiB in all or ${SETTINGS.bulkMaxMs / 1000} s per run, the parallel streams from ${Math.min(SETTINGS.parallelStreams, SETTINGS.bulkProcesses)} generator processes; latency: 64 B request/response on one kept connection, ${SETTINGS.latencyCount} round trips or ${SETTINGS.latencyMaxMs / 1000} s; connections/s: ${SETTINGS.churnClients} clients in ${SETTINGS.churnProcesses} processes, connect / 64 B / 64 B echo / close for ${SETTINGS.churnMs / 1000} s; memory: ${SETTINGS.idleConnections} idle relayed connections (socat, a process per connection: ${Math.min(SETTINGS.idleConnections, SETTINGS.idleForking)}) on a fresh instance, above its RSS after 100 connections came and went; CPU: user + system of the relay's processes during the single-stream c→s runs.`);
+
+    const goals = targets(rows);
+    say('');
+    say('faithd6 against issue 5\'s targets (this run\'s medians):');
+    for (const g of goals) {
+      const verdict = g.met === null ? 'n/a ' : g.met ? 'MET ' : 'MISS';
+      say(`  ${verdict}  ${g.target}: faithd6 ${g.faithd6?.toFixed(2) ?? '—'}, bound ${g.bound?.toFixed(2) ?? '—'}`);
+    }
 
     // The bench is only meaningful if the box is faster than the relays it measures: a relay
     // within 80% of direct suggests the generator or the server set the pace, not the relay.
     const CLEARLY_FASTER = 0.8;
     const directRow = rows.find((r) => r.name === 'direct')!;
     const warnings: string[] = [];
-    for (const key of ['throughput', 'connectionRate'] as const) {
+    const generatorBound: string[] = [];
+    for (const key of ['up1', 'down1', 'upN', 'downN', 'connectionRate'] as const) {
       const d = directRow.figures[key];
       for (const r of rows) {
         const f = r.figures[key];
         if (r.name === 'direct' || !f) continue;
         if (!d) warnings.push(`no ${key} figure for direct: ratios to direct are missing`);
         else if (f.median >= CLEARLY_FASTER * d.median) {
+          generatorBound.push(`${r.name} ${key}`);
           warnings.push(`direct is not clearly faster than ${r.name} on ${key} (${f.median.toFixed(2)} vs ${d.median.toFixed(2)}): ratio ≥ ${CLEARLY_FASTER}: the load generator or the server may be the bottleneck`);
         }
       }
     }
-    const errors = [...runs].flatMap(([name, r]) => [...r.throughput, ...r.churn, ...r.idle].filter((x): x is Failure => !ok(x)).map((x) => `${name} round ${x.round}: ${x.error}`));
+    say(
+      generatorBound.length === 0
+        ? `load generator: direct is clearly faster (> 1/${CLEARLY_FASTER} ×) than every relay on every throughput and connection figure, so the Node generator is not what limits the relays (no C generator needed).`
+        : `load generator: direct is within ${CLEARLY_FASTER} × of ${generatorBound.join(', ')}: there the Node generator or the single-process Node server may set the pace (the bench has no C generator yet).`,
+    );
+    const errors = [...runs].flatMap(([name, r]) =>
+      [...Object.values(r.bulk).flat(), ...r.latency, ...r.churn, ...r.idle].filter((x): x is Failure => !ok(x)).map((x) => `${name} round ${x.round}: ${x.error}`),
+    );
     if (errors.length > 0) warnings.push(`${errors.length} runs failed: ${errors.slice(0, 5).join('; ')}`);
     for (const w of [...new Set(warnings)]) say(`WARNING: ${w}`);
 
@@ -373,10 +548,12 @@ async function main(): Promise<number> {
         // Which code was measured (read-only git; "-dirty" when the tree has local changes).
         revision: spawnSync('git', ['-C', systems.ROOT, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).stdout?.trim() || null,
         config: systems.faithd6Config(PORTS.faithd6, SETTINGS.faithd6LogLevel, join(tmp, `run-${PORTS.faithd6}`)),
+        targets: goals,
         exit: faithd6Exit,
         logLines: faithd6Lines.length,
         firstLogLines: faithd6Lines.slice(0, 20),
       },
+      haproxyConfig: systems.haproxyConfig(PORTS['haproxy-splice'], true),
       warnings,
     };
     const dir = join(systems.ROOT, 'bench', 'results');
