@@ -30,6 +30,7 @@ const { values: opts } = parseArgs({
     'idle-rounds': { type: 'string', default: '2' },
     'idle-forking': { type: 'string', default: '1000' },
     log: { type: 'string', default: 'warn' },
+    workers: { type: 'string', default: '1' },
   },
 });
 const SETTINGS = Object.freeze({
@@ -50,6 +51,8 @@ const SETTINGS = Object.freeze({
   /** socat forks a process per connection: fewer idle connections for it (the figure is per connection). */
   idleForking: Number(opts['idle-forking']),
   faithd6LogLevel: opts.log ?? 'warn',
+  /** Worker processes on faithd6's port (haproxy runs a thread per core). */
+  faithd6Workers: Number(opts.workers),
   /** Time the relay gets after the last idle connection opened, before its memory is read. */
   idleSettleMs: 1000,
 });
@@ -408,7 +411,7 @@ async function main(): Promise<number> {
     // faithd6 first: it adds the local route for the prefix (route: manage), which the other
     // relays' clients need too; they use it while faithd6 idles.
     all.push(systems.direct());
-    const faithd6 = await systems.startFaithd6(PORTS.faithd6, tmp, SETTINGS.faithd6LogLevel);
+    const faithd6 = await systems.startFaithd6(PORTS.faithd6, tmp, SETTINGS.faithd6LogLevel, SETTINGS.faithd6Workers);
     if (faithd6.unavailable !== null) {
       say(`faithd6 ${faithd6.unavailable}`);
       say(`adding the local route for ${systems.PREFIX} so that the other rows still run`);
@@ -416,7 +419,7 @@ async function main(): Promise<number> {
     }
     const starters: Record<RelayName, (port: number) => Promise<System>> = {
       'node-pipe': (port) => systems.startNodePipe(port),
-      faithd6: (port) => systems.startFaithd6(port, tmp, SETTINGS.faithd6LogLevel),
+      faithd6: (port) => systems.startFaithd6(port, tmp, SETTINGS.faithd6LogLevel, SETTINGS.faithd6Workers),
       socat: (port) => systems.startSocat(port),
       haproxy: (port) => systems.startHaproxy(port, tmp, false),
       'haproxy-splice': (port) => systems.startHaproxy(port, tmp, true),
