@@ -86,7 +86,6 @@ function listenError(port: number, code: string, message?: string): FaithdError 
 /** One worker process of one port; it outlives its processes (restarts reuse the slot). */
 interface Slot {
   readonly port: number;
-  readonly index: number;
   child: ChildProcess | undefined;
   startedAt: number;
   failures: number;
@@ -94,8 +93,8 @@ interface Slot {
   restartTimer: NodeJS.Timeout | undefined;
 }
 
-function newSlot(port: number, index: number): Slot {
-  return { port, index, child: undefined, startedAt: 0, failures: 0, restarts: 0, restartTimer: undefined };
+function newSlot(port: number): Slot {
+  return { port, child: undefined, startedAt: 0, failures: 0, restarts: 0, restartTimer: undefined };
 }
 
 /** A port with its bound socket and its workers. */
@@ -156,11 +155,6 @@ export class Supervisor {
       },
       'ready',
     );
-  }
-
-  /** The config in force. */
-  get current(): Config {
-    return this.config;
   }
 
   /** Graceful stop: stop accepting, drain connections until the drain timeout, clean up. */
@@ -228,8 +222,8 @@ export class Supervisor {
       // More or fewer workers share the same socket: nothing is rebound.
       const extra = port.slots.splice(service.workers);
       if (extra.length > 0) void this.drainSlots(extra, config.timeouts.drain);
-      for (let index = port.slots.length; index < service.workers; index++) {
-        const slot = newSlot(portNumber, index);
+      while (port.slots.length < service.workers) {
+        const slot = newSlot(portNumber);
         port.slots.push(slot);
         this.spawn(slot).catch((err: Error) => this.log.error({ port: portNumber, err: err.message }, 'worker start failed'));
       }
@@ -333,7 +327,7 @@ export class Supervisor {
   private openPort(service: ServiceConfig): Port {
     const handle = bindPort(service.port);
     const slots: Slot[] = [];
-    for (let index = 0; index < service.workers; index++) slots.push(newSlot(service.port, index));
+    for (let n = 0; n < service.workers; n++) slots.push(newSlot(service.port));
     return { service, handle, slots };
   }
 

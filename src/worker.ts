@@ -1,13 +1,13 @@
 import net from 'node:net';
 import { AccessPolicy, hostIPv4Addresses } from './access.js';
 import { formatIPv4, parseIPv6, translate, TranslationPrefix } from './address.js';
-import type { Config, LimitsConfig, ServiceConfig } from './config/types.js';
+import type { Config, ServiceConfig, TimeoutsConfig } from './config/types.js';
 import { emptyStats } from './control/protocol.js';
 import { Admission, type Ticket } from './limits.js';
 import { openDescriptors, openFileLimit } from './system/descriptors.js';
 import { LogLimiter } from './log-limiter.js';
 import { createLogger, type Logger } from './log.js';
-import { Relay, reset, type RelayHooks, type RelayResult, type RelayTimeouts } from './relay.js';
+import { Relay, reset, type RelayHooks, type RelayResult } from './relay.js';
 
 /** Messages the supervisor sends a worker. The listen message carries the bound socket. */
 export type ToWorker =
@@ -63,9 +63,8 @@ interface Compiled {
   readonly service: ServiceConfig;
   readonly prefixes: readonly TranslationPrefix[];
   readonly policy: AccessPolicy;
-  readonly timeouts: RelayTimeouts;
-  readonly drainTimeout: number;
-  readonly limits: LimitsConfig;
+  /** The relay's timeouts, and the drain timeout. */
+  readonly timeouts: TimeoutsConfig;
 }
 
 function compile(config: Config, port: number): Compiled {
@@ -77,8 +76,6 @@ function compile(config: Config, port: number): Compiled {
     prefixes,
     policy: new AccessPolicy(config.rules, prefixes, hostIPv4Addresses()),
     timeouts: config.timeouts,
-    drainTimeout: config.timeouts.drain,
-    limits: config.limits,
   };
 }
 
@@ -163,12 +160,7 @@ export class Worker {
 
   /** Milliseconds open connections may take to finish when the worker stops. */
   get drainTimeout(): number {
-    return this.compiled.drainTimeout;
-  }
-
-  /** Connections currently held. */
-  get connections(): number {
-    return this.relays.size;
+    return this.compiled.timeouts.drain;
   }
 
   /** The counters as of now, open connections' bytes included. */
@@ -221,6 +213,7 @@ export class Worker {
     }
     const backendHost = formatIPv4(translation.ipv4);
     const backendPort = compiled.service.backendPort;
+    const backend = `${backendHost}:${backendPort}`;
     const source = parseIPv6(socket.remoteAddress ?? '');
     const verdict =
       source === undefined
@@ -229,7 +222,7 @@ export class Worker {
     if (verdict === undefined || !verdict.permit) {
       this.refuse(socket, 'denied', {
         dst: dialled,
-        backend: `${backendHost}:${backendPort}`,
+        backend,
         reason: verdict?.reason ?? 'unparsable source address',
         rule: verdict?.rule,
       });
@@ -237,13 +230,13 @@ export class Worker {
     }
     const ticket = this.draining ? 'draining' : this.admission.admit(source as bigint, translation.ipv4);
     if (typeof ticket === 'string') {
-      this.refuse(socket, 'limit', { dst: dialled, backend: `${backendHost}:${backendPort}`, reason: ticket });
+      this.refuse(socket, 'limit', { dst: dialled, backend, reason: ticket });
       return;
     }
     const peers = {
       client: bracket(socket.remoteAddress, socket.remotePort),
       dst: dialled as string,
-      backend: `${backendHost}:${backendPort}`,
+      backend,
     };
     const relay = new Relay(socket, backendHost, backendPort, peers, compiled.timeouts, this.hooks);
     this.relays.set(relay, ticket);

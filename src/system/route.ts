@@ -101,11 +101,6 @@ export async function localRouteState(prefix: string): Promise<LocalRouteState> 
   }
 }
 
-/** Whether `local PREFIX` is in the local table, whoever added it. */
-export async function hasLocalRoute(prefix: string): Promise<boolean> {
-  return (await localRouteState(prefix)) !== 'absent';
-}
-
 /**
  * Makes every address of each prefix local (`ip -6 route add local PREFIX dev lo proto 70`),
  * so that a listener on [::]:port accepts connections to all of them; a route that is already

@@ -15,6 +15,7 @@ import { MAX_ALIAS_NODES, MAX_NESTING, MAX_PROBLEMS, loadConfig, parseConfig } f
 import { MAX_CONFIG_BYTES } from '../../src/config/read.js';
 import { main } from '../../src/cli/main.js';
 import { ConfigError, EXIT, exitCodeFor } from '../../src/errors.js';
+import { MINIMAL_CONFIG } from '../fixtures/configs.js';
 
 const execFileP = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -38,13 +39,7 @@ function head(file: string, length: number): Buffer {
   }
 }
 
-const VALID = `prefixes: [2001:db8:5999::/96]
-services:
-  - port: 5999
-rules:
-  - action: permit
-    to: 192.0.2.10
-`;
+const VALID = MINIMAL_CONFIG;
 
 const figures: string[] = [];
 t.teardown(() => {

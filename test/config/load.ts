@@ -5,6 +5,7 @@ import t, { type Test } from 'tap';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { DEFAULTS } from '../../src/config/types.js';
 import { ConfigError } from '../../src/errors.js';
+import { MINIMAL_CONFIG } from '../fixtures/configs.js';
 
 const FILE = '/etc/faithd6.yaml';
 const EXAMPLE = fileURLToPath(new URL('../../etc/faithd6.yaml', import.meta.url));
@@ -49,14 +50,7 @@ function expectError(t: Test, text: string, needle: string, path: string, reason
   t.match(line.slice(prefix.length), reason, prefix);
 }
 
-/** A minimal valid file, to vary one thing at a time. */
-const VALID = `prefixes: [2001:db8:5999::/96]
-services:
-  - port: 5999
-rules:
-  - action: permit
-    to: 192.0.2.10
-`;
+const VALID = MINIMAL_CONFIG;
 
 t.test('a minimal file gets every default, from DEFAULTS', async (t) => {
   const { config, warnings } = parseConfig(VALID, FILE);

@@ -52,7 +52,6 @@ t.test('addLocalRoutes returns what it added in this call, marked proto 70', asy
   t.same(await call('addLocalRoutes', [[PREFIX, OTHER]]), { result: [PREFIX, OTHER] });
   t.match(await routes(PREFIX), 'proto 70');
   t.same(await call('localRouteState', [PREFIX]), { result: 'ours' });
-  t.same(await call('hasLocalRoute', [PREFIX]), { result: true });
   t.same(await call('addLocalRoutes', [[PREFIX, OTHER]]), { result: [] }, 'nothing new: nothing for the caller to remove');
   t.same(await call('removeLocalRoutes', [[PREFIX, OTHER]]), {
     result: [
@@ -61,7 +60,7 @@ t.test('addLocalRoutes returns what it added in this call, marked proto 70', asy
     ],
   });
   t.same(await call('removeLocalRoutes', [[PREFIX]]), { result: [{ prefix: PREFIX, outcome: 'absent' }] });
-  t.same(await call('hasLocalRoute', [PREFIX]), { result: false });
+  t.same(await call('localRouteState', [PREFIX]), { result: 'absent' });
 });
 
 t.test("an operator's route is neither claimed nor removed", async (t) => {
