@@ -56,8 +56,17 @@ export class Admission {
     this.sweeper.unref();
   }
 
-  /** New limits apply to new connections; what is held stays held. */
-  reconfigure(limits: LimitsConfig): void {
+  /**
+   * New limits apply to new connections; what is held stays held. A changed rate starts every
+   * source with a full bucket of the new size: a bucket filled under the old rate means nothing.
+   */
+  reconfigure(limits: LimitsConfig, now = performance.now()): void {
+    if (limits.newConnectionsPerSecond !== this.limits.newConnectionsPerSecond) {
+      for (const state of this.sources.values()) {
+        state.tokens = bucketSize(limits);
+        state.stamp = now;
+      }
+    }
     if (limits.sourcePrefixLength !== this.limits.sourcePrefixLength) {
       // Sources are keyed by prefix: counting per source starts afresh (held connections
       // release into their old, forgotten entries).

@@ -124,3 +124,15 @@ t.test('the descriptor cap comes first and can change at any time', async (t) =>
   a.release(one);
   t.equal(a.connections, 1);
 });
+
+t.test('a changed rate starts every source with a full bucket of the new size', async (t) => {
+  const a = admission(t, limits({ newConnectionsPerSecond: 0 }));
+  a.release(take(a, '2001:db8:1::1')); // the source is remembered, its bucket sized for no limit
+  a.reconfigure(limits({ newConnectionsPerSecond: 3 }), 0);
+  let admitted = 0;
+  for (let i = 0; i < 10; i++) {
+    const ticket = a.admit(v6('2001:db8:1::1'), BACKEND, 0);
+    if (typeof ticket !== 'string') admitted += 1;
+  }
+  t.equal(admitted, 6, 'two seconds of the new rate');
+});
