@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { Pump, READ_INTO } from './splice.js';
 
 /** How a relayed connection ended, in the operator's words; one of these is in every log line. */
 export type EndReason =
@@ -68,11 +69,12 @@ function connectFailure(err: NodeJS.ErrnoException): EndReason {
 
 /**
  * Splices one accepted client socket to a new connection to the backend: half-close in both
- * directions, a reset on either side resets the other, backpressure through pipe(), and the
- * connect / idle / half-closed timeouts. The client socket must arrive paused (the server's
- * pauseOnConnect), so nothing is read before the backend can take it.
+ * directions, a reset on either side resets the other, backpressure (a direction stops
+ * reading while its write is pending: src/splice.ts), and the connect / idle / half-closed
+ * timeouts. The client socket must come from a Listener (src/listener.ts): paused, so nothing
+ * is read before the backend can take it, and reading into the relay's buffers.
  *
- * Listeners are bound once per connection; nothing runs per chunk but Node's own pipe().
+ * Listeners are bound once per connection; per chunk only Pump.read runs.
  */
 export class Relay {
   readonly client: net.Socket;
@@ -87,6 +89,8 @@ export class Relay {
   private connected = false;
   private halves = 0;
   private open = 2;
+  private up: Pump | undefined;
+  private down: Pump | undefined;
 
   constructor(
     client: net.Socket,
@@ -110,6 +114,7 @@ export class Relay {
       noDelay: true,
       keepAlive: true,
       keepAliveInitialDelay: KEEPALIVE_DELAY,
+      onread: READ_INTO,
     });
     this.connectTimer = setTimeout(this.onConnectTimeout, timeouts.connect);
     this.backend.once('connect', this.onConnect);
@@ -135,21 +140,32 @@ export class Relay {
     this.connected = true;
     this.hooks.established(this);
     const { client, backend } = this;
-    client.once('end', this.onHalfClose);
-    backend.once('end', this.onHalfClose);
+    this.up = new Pump(client, backend);
+    this.down = new Pump(backend, client);
+    client.once('end', this.onClientEnd);
+    backend.once('end', this.onBackendEnd);
     client.setTimeout(this.timeouts.idle, this.onTimeout);
-    // pipe() stops reading one side while the other's write buffer is full, and its end()
-    // forwards a FIN as a half-close; errors are handled below, not by pipe.
-    client.pipe(backend);
-    backend.pipe(client);
+    // The backend reads from now on (it was not paused); the client was held until now.
+    client.resume();
   };
 
-  private readonly onHalfClose = (): void => {
+  // A FIN is forwarded as a half-close, after whatever the direction still has to write.
+  private readonly onClientEnd = (): void => {
+    this.backend.end();
+    this.halfClosed();
+  };
+
+  private readonly onBackendEnd = (): void => {
+    this.client.end();
+    this.halfClosed();
+  };
+
+  private halfClosed(): void {
     this.halves += 1;
     // The client socket's timer sees every byte either way: it reads one direction and
     // writes the other. Once one direction is done, the other must not idle for as long.
     if (this.halves === 1) this.client.setTimeout(Math.min(this.timeouts.halfClosed, this.timeouts.idle));
-  };
+  }
 
   private readonly onTimeout = (): void => {
     this.abort(this.halves > 0 ? 'half-closed timeout' : 'idle timeout');
@@ -194,6 +210,9 @@ export class Relay {
       return;
     }
     clearTimeout(this.connectTimer);
+    // Both sockets are closed, so no write is pending on a buffer of the pool.
+    this.up?.release();
+    this.down?.release();
     this.hooks.closed(this, {
       end: this.end ?? 'fin',
       up: this.client.bytesRead,

@@ -1,11 +1,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { getSystemErrorName } from 'node:util';
 import { loadConfig } from './config/load.js';
 import { formatDuration } from './config/duration.js';
 import type { Config, ServiceConfig } from './config/types.js';
 import { sumStats, type DaemonStatus, type PortStatus, type ReloadOutcome } from './control/protocol.js';
 import { FaithdError } from './errors.js';
+import { bindHandle, UV_TCP_IPV6ONLY, type TcpHandle } from './listener.js';
 import type { Logger } from './log.js';
 import { addLocalRoutes, removeLocalRoutes } from './system/route.js';
 import { workerIdentity, type Identity } from './system/user.js';
@@ -17,8 +17,6 @@ const WORKER_MODULE = new URL('./worker-process.js', import.meta.url);
 const WORKER_ENV = Object.fromEntries(
   Object.entries(process.env).filter(([name]) => !/^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID|LISTEN_\w+)$/.test(name)),
 );
-/** libuv's UV_TCP_IPV6ONLY flag for uv_tcp_bind (uv.h; stable across libuv 1.x). */
-const UV_TCP_IPV6ONLY = 1;
 /** How long a worker may take to start listening before start() gives up. */
 const LISTEN_TIMEOUT = 10_000;
 /**
@@ -32,19 +30,6 @@ const HEALTHY_RUN = 10_000;
 /** Extra time, past the drain deadline, before a worker that has not exited is killed. */
 const KILL_GRACE = 5_000;
 
-interface NativeHandle {
-  close(): void;
-  getsockname(out: { port?: number }): number;
-}
-
-type CreateServerHandle = (
-  address: string,
-  port: number,
-  addressType: number,
-  fd: number | undefined,
-  flags: number,
-) => NativeHandle | number;
-
 /**
  * Binds [::]:port with IPV6_V6ONLY without listening. The supervisor owns this socket and
  * hands it to each worker of the port, which listen and accept on it: a worker that dies
@@ -52,19 +37,9 @@ type CreateServerHandle = (
  * being refused, and workers need no privilege to bind. This is what node:cluster does for
  * its workers; the function is node:net's own (`_createServerHandle`).
  */
-function bindPort(port: number): NativeHandle {
-  const create = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
-  const handle = create('::', port, 6, undefined, UV_TCP_IPV6ONLY);
-  if (typeof handle === 'number') throw listenError(port, getSystemErrorName(handle));
-  // libuv defers a bind's EADDRINUSE to listen(), but the workers listen on their own wrap of
-  // the descriptor, which does not carry the deferred error: an unbound socket would listen on
-  // a random port. Ask the socket where it is bound instead.
-  const address: { port?: number } = {};
-  const err = handle.getsockname(address);
-  if (err !== 0 || address.port !== port) {
-    handle.close();
-    throw listenError(port, err !== 0 ? getSystemErrorName(err) : 'EADDRINUSE');
-  }
+function bindPort(port: number): TcpHandle {
+  const handle = bindHandle('::', port, UV_TCP_IPV6ONLY);
+  if (typeof handle === 'string') throw listenError(port, handle);
   return handle;
 }
 
@@ -100,7 +75,7 @@ function newSlot(port: number): Slot {
 /** A port with its bound socket and its workers. */
 interface Port {
   service: ServiceConfig;
-  readonly handle: NativeHandle;
+  readonly handle: TcpHandle;
   readonly slots: Slot[];
 }
 
@@ -331,7 +306,7 @@ export class Supervisor {
     return { service, handle, slots };
   }
 
-  private send(slot: Slot, message: ToWorker, handle?: NativeHandle): void {
+  private send(slot: Slot, message: ToWorker, handle?: TcpHandle): void {
     const child = slot.child;
     if (child?.connected) child.send(message, handle as net.Server | undefined);
   }

@@ -5,6 +5,7 @@ import type { Config, ServiceConfig, TimeoutsConfig } from './config/types.js';
 import { emptyStats } from './control/protocol.js';
 import { Admission, type Ticket } from './limits.js';
 import { openDescriptors, openFileLimit } from './system/descriptors.js';
+import { Listener, type TcpHandle } from './listener.js';
 import { LogLimiter } from './log-limiter.js';
 import { createLogger, type Logger } from './log.js';
 import { Relay, reset, type RelayHooks, type RelayResult } from './relay.js';
@@ -91,7 +92,7 @@ function bracket(address: string | undefined, port: number | undefined): string 
 export class Worker {
   private compiled: Compiled;
   private readonly log: Logger;
-  private readonly server: net.Server;
+  private listener: Listener | undefined;
   /** Open relays and the admission slots each holds. */
   private readonly relays = new Map<Relay, Ticket>();
   private readonly admission: Admission;
@@ -106,17 +107,6 @@ export class Worker {
     this.log = log;
     this.limited = new LogLimiter(log);
     this.admission = new Admission(config.limits);
-    this.server = net.createServer(
-      { allowHalfOpen: true, pauseOnConnect: true, noDelay: true },
-      this.onConnection,
-    );
-    // An accept error (EMFILE, ENFILE, ENOBUFS) must not kill the worker: libuv keeps the
-    // listener (and on EMFILE accepts and closes the waiting connection with a spare
-    // descriptor, so it does not spin) and accepts again once descriptors are free.
-    this.server.on('error', (err: NodeJS.ErrnoException) => {
-      this.counts.acceptErrors += 1;
-      this.limited.info({ err: err.code ?? err.message }, 'accept failed', `accept failed: ${err.code ?? 'error'}`);
-    });
   }
 
   /**
@@ -136,20 +126,24 @@ export class Worker {
 
   private descriptorTimer: NodeJS.Timeout | undefined;
 
-  /** Starts accepting on a listening socket handle received from the supervisor. */
-  listen(handle: object): Promise<void> {
+  /** Starts accepting on the bound socket handle received from the supervisor. */
+  listen(handle: TcpHandle): void {
     this.watchDescriptors();
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once('error', onError);
-      this.server.listen(handle, () => {
-        this.server.off('error', onError);
-        const bound = (this.server.address() as net.AddressInfo | null)?.port;
-        if (bound === this.compiled.service.port) resolve();
-        else reject(Object.assign(new Error(`listening on port ${bound}, not ${this.compiled.service.port}`), { code: 'EADDRINUSE' }));
-      });
-    });
+    const listener = new Listener(handle, this.onConnection, this.onAcceptError);
+    listener.listen();
+    const bound = listener.port;
+    if (bound !== this.compiled.service.port) {
+      listener.close();
+      throw Object.assign(new Error(`listening on port ${bound ?? 'none'}, not ${this.compiled.service.port}`), { code: 'EADDRINUSE' });
+    }
+    this.listener = listener;
   }
+
+  // An accept error must not kill the worker: the listener goes on (src/listener.ts).
+  private readonly onAcceptError = (code: string): void => {
+    this.counts.acceptErrors += 1;
+    this.limited.info({ err: code }, 'accept failed', `accept failed: ${code}`);
+  };
 
   /** Applies a reloaded config to new connections; established ones keep their settings. */
   reconfigure(config: Config): void {
@@ -180,7 +174,7 @@ export class Worker {
    */
   drain(deadline: number): Promise<void> {
     this.draining = true;
-    this.server.close();
+    this.listener?.close();
     clearInterval(this.descriptorTimer);
     this.admission.close();
     return new Promise((resolve) => {
@@ -301,11 +295,13 @@ export function runWorker(): void {
         const log = createLogger(message.config.log.level, { port: message.port });
         process.title = `faithd6: worker port ${message.port}`;
         worker = new Worker(message.config, message.port, log);
-        worker.listen(handle as object).then(
-          () => send({ type: 'listening' }),
-          (err: NodeJS.ErrnoException) =>
-            send({ type: 'listen failed', code: err.code ?? 'ERROR', message: err.message }),
-        );
+        try {
+          worker.listen(handle as TcpHandle);
+          send({ type: 'listening' });
+        } catch (err) {
+          const { code, message: text } = err as NodeJS.ErrnoException;
+          send({ type: 'listen failed', code: code ?? 'ERROR', message: text });
+        }
         break;
       }
       case 'config':

@@ -1,87 +1,13 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import t, { type Test } from 'tap';
-import { Relay, type RelayResult, type RelayTimeouts } from '../src/relay.js';
+import { Relay, type RelayResult } from '../src/relay.js';
+import { accept, backend, connect, drain, listen, relayTo, sha, TIMEOUTS } from './fixtures/relay-rig.js';
 
-// The relay between real loopback sockets: a "translator" listener on ::1 whose accepted
-// sockets are relayed to a backend on 127.0.0.1.
-
-const TIMEOUTS: RelayTimeouts = { connect: 2_000, idle: 10_000, halfClosed: 10_000 };
-
-interface Rig {
-  /** Port of the relay's listener on ::1. */
-  port: number;
-  /** Resolves with the result of the next relayed connection. */
-  next(): Promise<RelayResult>;
-  /** How many relays reported their backend connected. */
-  established: number;
-}
-
-async function listen(server: net.Server, host: string): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  return (server.address() as net.AddressInfo).port;
-}
-
-/** A relay listener in front of backendPort; torn down with the test. */
-async function relayTo(t: Test, backendPort: number, timeouts = TIMEOUTS, host = '127.0.0.1'): Promise<Rig> {
-  const results: RelayResult[] = [];
-  const waiters: ((r: RelayResult) => void)[] = [];
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
-    new Relay(socket, host, backendPort, { client: 'c', dst: 'd', backend: 'b' }, timeouts, {
-      established: () => (rig.established += 1),
-      closed: (_relay, result) => {
-        const waiter = waiters.shift();
-        if (waiter) waiter(result);
-        else results.push(result);
-      },
-    });
-  });
-  const port = await listen(server, '::1');
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const rig: Rig = {
-    port,
-    established: 0,
-    next: () => {
-      const ready = results.shift();
-      return ready ? Promise.resolve(ready) : new Promise((resolve) => waiters.push(resolve));
-    },
-  };
-  return rig;
-}
-
-async function backend(t: Test, onSocket: (socket: net.Socket) => void): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {}); // resets are expected; the tests look at them through drain()
-    onSocket(socket);
-  });
-  const port = await listen(server, '127.0.0.1');
-  t.teardown(() => {
-    // A server socket that has read EOF stops reading, so it never notices a later reset.
-    for (const socket of sockets) socket.destroy();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return port;
-}
-
-/** Reads a socket to its end; resolves with the bytes and how it ended. */
-function drain(socket: net.Socket): Promise<{ data: Buffer; end: string }> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.on('end', () => resolve({ data: Buffer.concat(chunks), end: 'eof' }));
-    socket.on('error', (err: NodeJS.ErrnoException) => resolve({ data: Buffer.concat(chunks), end: err.code ?? 'error' }));
-  });
-}
-
-function connect(port: number): net.Socket {
-  return net.connect({ host: '::1', port, allowHalfOpen: true });
-}
-
-const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+// The relay between real loopback sockets (test/fixtures/relay-rig.ts): a "translator"
+// listener on ::1, the worker's own Listener, relays to a backend on 127.0.0.1.
 
 t.test('half-close: the client finishes sending, then the server replies in full', async (t) => {
   const request = randomBytes(300_000);
@@ -231,14 +157,12 @@ t.test('stop() resets both sides', async (t) => {
   let closed!: (result: RelayResult) => void;
   const result = new Promise<RelayResult>((resolve) => (closed = resolve));
   const port = await backend(t, () => {});
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+  const relayPort = accept(t, (socket) => {
     relay = new Relay(socket, '127.0.0.1', port, { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, {
       established: () => {},
       closed: (_r, r) => closed(r),
     });
   });
-  const relayPort = await listen(server, '::1');
-  t.teardown(() => server.close());
   const client = connect(relayPort);
   client.write('x');
   await new Promise((resolve) => setTimeout(resolve, 100));

@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
+import t from 'tap';
+import { MAX_LENT, OWN_SIZE, pool } from '../src/splice.js';
+import { Relay } from '../src/relay.js';
+import { accept, backend, connect, drain, relayTo, sha, TIMEOUTS } from './fixtures/relay-rig.js';
+
+// The relay's own read buffers (src/splice.ts): bulk data through own buffers, small reads
+// through the shared one, at most one chunk in flight per direction, and every lent buffer
+// back in the pool once its connection closed.
+
+/** Resolves once `check` holds, polling; fails the test after `ms`. */
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+t.test('64 MiB each way at once arrive whole, and the own buffers go back to the pool', async (t) => {
+  const up = randomBytes(64 << 20);
+  const down = randomBytes(64 << 20);
+  let serverGot: Promise<{ data: Buffer; end: string }> | undefined;
+  const port = await backend(t, (socket) => {
+    serverGot = drain(socket);
+    socket.end(down);
+  });
+  const rig = await relayTo(t, port);
+  const client = connect(rig.port);
+  const got = drain(client);
+  client.end(up);
+  const [clientSide, result] = await Promise.all([got, rig.next()]);
+  const serverSide = await (serverGot as Promise<{ data: Buffer; end: string }>);
+  t.equal(clientSide.end, 'eof');
+  t.equal(serverSide.end, 'eof');
+  t.equal(sha(clientSide.data), sha(down), 'server→client bytes intact');
+  t.equal(sha(serverSide.data), sha(up), 'client→server bytes intact');
+  t.equal(result.end, 'fin');
+  t.equal(result.up, up.length);
+  t.equal(result.down, down.length);
+  t.equal(pool.inUse, 0, 'no own buffer is still lent');
+});
+
+t.test('many connections sharing the read buffer never see each other’s bytes', async (t) => {
+  // Small writes, so that reads stay below BULK_READ and go through the shared buffer.
+  const port = await backend(t, (socket) => socket.pipe(socket));
+  const rig = await relayTo(t, port);
+  const COUNT = 100;
+  const PIECES = 40;
+  const runs = Array.from({ length: COUNT }, async () => {
+    const payload = randomBytes(PIECES * 1000);
+    const client = connect(rig.port);
+    const got = drain(client);
+    await once(client, 'connect');
+    for (let i = 0; i < PIECES; i++) {
+      client.write(payload.subarray(i * 1000, (i + 1) * 1000));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    client.end();
+    const { data, end } = await got;
+    return end === 'eof' && data.equals(payload);
+  });
+  const intact = (await Promise.all(runs)).filter(Boolean).length;
+  t.equal(intact, COUNT, 'every echo is its own payload, whole');
+  await until(() => pool.inUse === 0);
+  t.equal(pool.inUse, 0);
+});
+
+t.test('a client that does not read holds at most one chunk in the relay', async (t) => {
+  const payload = randomBytes(32 << 20);
+  const port = await backend(t, (socket) => socket.end(payload));
+  let relay: Relay | undefined;
+  const relayPort = accept(t, (socket) => {
+    relay = new Relay(socket, '127.0.0.1', port, { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, {
+      established: () => {},
+      closed: () => {},
+    });
+  });
+  const client = net.connect({ host: '::1', port: relayPort });
+  client.pause();
+  await until(() => relay !== undefined && relay.backend.bytesRead > 0);
+  // Let the kernel buffers fill up: then the relay must have stopped reading the server
+  // (no byte read for 200 ms).
+  let last = -1;
+  for (let now = 0; now !== last; await new Promise((resolve) => setTimeout(resolve, 200))) {
+    last = now;
+    now = relay?.backend.bytesRead ?? 0;
+  }
+  const queued = relay?.client.writableLength ?? -1;
+  // Reading stopped because one write is pending, and only one.
+  t.ok(queued > 0 && queued <= OWN_SIZE, `one chunk waits in the relay (${queued} bytes)`);
+  t.ok((relay?.backend.bytesRead ?? 0) < payload.length, 'the server is held back, not read ahead into memory');
+  const got = drain(client);
+  client.resume();
+  const { data, end } = await got;
+  t.equal(end, 'eof');
+  t.equal(sha(data), sha(payload), 'and everything arrives once the client reads');
+});
+
+t.test(`past ${MAX_LENT} bulk directions at once, the others copy through the shared buffer`, async (t) => {
+  const COUNT = MAX_LENT + 6;
+  const payload = randomBytes(4 << 20);
+  const port = await backend(t, (socket) => socket.end(payload));
+  const rig = await relayTo(t, port);
+  const clients = Array.from({ length: COUNT }, () => {
+    const client = net.connect({ host: '::1', port: rig.port });
+    client.pause();
+    return client;
+  });
+  t.teardown(() => clients.forEach((client) => client.destroy()));
+  // Nobody reads: every direction's write stays pending on whatever buffer it read into.
+  await until(() => pool.inUse === MAX_LENT, 10_000);
+  t.equal(pool.inUse, MAX_LENT, 'the pool lends no more than its cap');
+  const results = await Promise.all(
+    clients.map((client) => {
+      const got = drain(client);
+      client.resume();
+      return got;
+    }),
+  );
+  t.equal(results.filter(({ data, end }) => end === 'eof' && sha(data) === sha(payload)).length, COUNT, 'every stream arrives whole');
+  for (let i = 0; i < COUNT; i++) await rig.next();
+  t.equal(pool.inUse, 0, 'all buffers returned');
+});
