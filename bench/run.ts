@@ -1,19 +1,23 @@
 // `npm run bench` (as root): faithd6 side by side with direct TCP, a bare Node pipe() relay,
-// socat and haproxy (installed from Debian when missing), in a network namespace of its own. This file only owns the namespace: it creates
-// f6b-<pid> (lo up, 198.18.0.1/32 on lo, TIME_WAIT reuse and a wide ephemeral port range, so
-// that connection churn does not run out of ports), runs bench/suite.ts inside it, and always
-// deletes it again: on success, on error, on SIGINT/SIGTERM, and after a time limit.
+// socat and haproxy (installed from Debian when missing), in a network namespace of its own.
+// This file builds the load generator (bench/gen.c → dist/bench/gen) and owns the namespace:
+// it creates f6b-<pid> (lo up, 198.18.0.1/32 on lo, TIME_WAIT reuse and a wide ephemeral port
+// range, so that connection churn does not run out of ports), runs bench/suite.ts inside it,
+// and always deletes it again: on success, on error, on SIGINT/SIGTERM, and after a time limit.
 // Options are passed to the suite (see bench/README.md).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensurePeers } from './install.js';
+import { buildGenerator, ensurePeers } from './install.js';
 
 const NS = `f6b-${process.pid}`;
 const HERE = fileURLToPath(new URL('./', import.meta.url));
 const SUITE = join(HERE, 'suite.js');
 const DAEMON = join(HERE, '..', 'src', 'cli', 'main.js');
+/** The load generator and IPv4 server: its source in the repository, its program next to this file. */
+const GEN_SOURCE = join(HERE, '..', '..', 'bench', 'gen.c');
+const GEN = join(HERE, 'gen');
 /** Above the ~5 minutes a run takes: only a hung run reaches it. */
 const TIME_LIMIT_MS = 12 * 60_000;
 /**
@@ -59,7 +63,9 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  ensurePeers((line) => process.stderr.write(line + '\n'));
+  const say = (line: string): void => void process.stderr.write(line + '\n');
+  ensurePeers(say);
+  buildGenerator(GEN_SOURCE, GEN, say);
   process.on('exit', deleteNamespace);
   ip(['netns', 'add', NS]);
   ip(['-n', NS, 'link', 'set', 'lo', 'up']);

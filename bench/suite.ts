@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Child, liveChildren, treeCpuSeconds, treeMemory, type Memory, type Message } from './proc.js';
+import { Child, liveChildren, treeCpuSeconds, treeMemory, type Memory } from './proc.js';
 import { spread, table, type Column, type Row, type Spread } from './report.js';
 import * as systems from './systems.js';
 import type { System } from './systems.js';
@@ -20,12 +20,10 @@ const { values: opts } = parseArgs({
     'bulk-mib': { type: 'string', default: '256' },
     'bulk-max-ms': { type: 'string', default: '3000' },
     streams: { type: 'string', default: '4' },
-    'bulk-procs': { type: 'string', default: '2' },
     'latency-count': { type: 'string', default: '20000' },
     'latency-ms': { type: 'string', default: '2000' },
     'churn-ms': { type: 'string', default: '3000' },
     clients: { type: 'string', default: '50' },
-    'churn-procs': { type: 'string', default: '2' },
     idle: { type: 'string', default: '5000' },
     'idle-rounds': { type: 'string', default: '2' },
     'idle-forking': { type: 'string', default: '1000' },
@@ -38,13 +36,10 @@ const SETTINGS = Object.freeze({
   bulkBytes: Number(opts['bulk-mib']) * 1024 * 1024,
   bulkMaxMs: Number(opts['bulk-max-ms']),
   parallelStreams: Number(opts.streams),
-  /** Generator processes for the parallel streams (each a Node event loop of its own). */
-  bulkProcesses: Number(opts['bulk-procs']),
   latencyCount: Number(opts['latency-count']),
   latencyMaxMs: Number(opts['latency-ms']),
   churnMs: Number(opts['churn-ms']),
   churnClients: Number(opts.clients),
-  churnProcesses: Number(opts['churn-procs']),
   idleConnections: Number(opts.idle),
   /** The memory figure is slow (a fresh relay, thousands of connections) and steady: fewer rounds. */
   idleRounds: Math.min(Number(opts['idle-rounds']), Number(opts.rounds)),
@@ -60,7 +55,8 @@ const PORTS = { 'node-pipe': 6001, faithd6: 6002, socat: 6003, haproxy: 6004, 'h
 /** The fresh instances the memory figure is measured on. */
 const MEMORY_PORTS = { 'node-pipe': 7001, faithd6: 7002, socat: 7003, haproxy: 7004, 'haproxy-splice': 7005 } as const;
 type RelayName = keyof typeof PORTS;
-const LOAD = join(systems.BENCH_DIST, 'load.js');
+/** The load generator and the IPv4 server, one C program (bench/gen.c), built by run.ts. */
+const GEN = join(systems.BENCH_DIST, 'gen');
 
 /** The bulk variants: one stream and several, each direction. */
 const BULK_KINDS = {
@@ -106,7 +102,7 @@ interface ChurnRun {
   connections: number;
   errors: number;
   ms: number;
-  perProcess: Message[];
+  errorCodes: Record<string, number>;
 }
 interface IdleRun {
   round: number;
@@ -132,37 +128,25 @@ function ok<T extends object>(run: T | Failure): run is T {
   return !('error' in run);
 }
 
-async function load(label: string, args: string[]): Promise<Child> {
-  return new Child(label, process.execPath, [LOAD, ...args]);
+function load(label: string, args: string[]): Child {
+  return new Child(label, GEN, args);
 }
 
-/** Splits `total` into `parts` near-equal whole shares. */
-function shares(total: number, parts: number): number[] {
-  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
-}
-
-/**
- * One bulk run: the streams spread over up to SETTINGS.bulkProcesses generator processes,
- * started together; the relay's CPU counted from "go" to the last result.
- */
+/** One bulk run: all its streams from one generator (a thread each); the relay's CPU counted from "go" to the result. */
 async function bulk(system: System, round: number, kind: BulkKind, bytes = SETTINGS.bulkBytes): Promise<BulkRun> {
   const { streams, direction } = BULK_KINDS[kind];
-  const perProcess = shares(streams, Math.min(streams, SETTINGS.bulkProcesses));
-  const generators = await Promise.all(
-    perProcess.map((n, i) => load(`bulk ${i}`, ['bulk', system.host, String(system.port), String(Math.floor((bytes * n) / streams)), String(SETTINGS.bulkMaxMs), String(n), direction])),
-  );
+  const generator = load('bulk', ['bulk', system.host, String(system.port), String(bytes), String(SETTINGS.bulkMaxMs), String(streams), direction]);
   try {
-    await Promise.all(generators.map((g) => g.next(10_000, 'ready')));
+    await generator.next(10_000, 'ready');
     const root = system.child?.pid;
     const cpu0 = root === undefined ? 0 : treeCpuSeconds(root);
-    for (const g of generators) g.send('go');
-    const results = await Promise.all(generators.map((g) => g.next(SETTINGS.bulkMaxMs + 30_000, 'bulk result')));
+    generator.send('go');
+    const r = await generator.next(SETTINGS.bulkMaxMs + 30_000, 'bulk result');
     const cpu = root === undefined ? null : treeCpuSeconds(root) - cpu0;
-    const failed = results.find((r) => typeof r.error === 'string');
-    if (failed) throw new Error(String(failed.error));
-    const sent = results.reduce((sum, r) => sum + Number(r.sent), 0);
-    const received = results.reduce((sum, r) => sum + Number(r.received), 0);
-    const ms = Math.max(...results.map((r) => Number(r.ms)));
+    if (typeof r.error === 'string') throw new Error(r.error);
+    const sent = Number(r.sent);
+    const received = Number(r.received);
+    const ms = Number(r.ms);
     if (received !== sent) throw new Error(`${received} of ${sent} bytes arrived`);
     return {
       round,
@@ -176,12 +160,12 @@ async function bulk(system: System, round: number, kind: BulkKind, bytes = SETTI
       relayCpuSecondsPerGB: cpu === null ? null : cpu / (received / 1e9),
     };
   } finally {
-    await Promise.all(generators.map((g) => g.stop()));
+    await generator.stop();
   }
 }
 
 async function latency(system: System, round: number, count = SETTINGS.latencyCount, ms = SETTINGS.latencyMaxMs): Promise<LatencyRun> {
-  const client = await load('latency', ['latency', system.host, String(system.port), String(count), String(ms)]);
+  const client = load('latency', ['latency', system.host, String(system.port), String(count), String(ms)]);
   try {
     const r = await client.next(ms + 30_000, 'latency result');
     if (typeof r.error === 'string') throw new Error(r.error);
@@ -191,27 +175,25 @@ async function latency(system: System, round: number, count = SETTINGS.latencyCo
   }
 }
 
+/** One churn run: all the clients from one generator (a thread each). */
 async function churn(system: System, round: number, ms = SETTINGS.churnMs): Promise<ChurnRun> {
-  const clients = shares(SETTINGS.churnClients, SETTINGS.churnProcesses);
-  const generators = await Promise.all(clients.map((n, i) => load(`churn ${i}`, ['churn', system.host, String(system.port), String(n), String(ms)])));
+  const generator = load('churn', ['churn', system.host, String(system.port), String(SETTINGS.churnClients), String(ms)]);
   try {
-    await Promise.all(generators.map((g) => g.next(10_000, 'ready')));
-    for (const g of generators) g.send('go'); // all start together
-    const results = await Promise.all(generators.map((g) => g.next(ms + 30_000, 'churn result')));
-    const failed = results.find((r) => typeof r.error === 'string');
-    if (failed) throw new Error(String(failed.error));
-    const connections = results.reduce((sum, r) => sum + Number(r.connections), 0);
-    const errors = results.reduce((sum, r) => sum + Number(r.errors), 0);
-    const elapsed = Math.max(...results.map((r) => Number(r.ms)));
-    return { round, rate: (connections * 1000) / elapsed, connections, errors, ms: elapsed, perProcess: results };
+    await generator.next(10_000, 'ready');
+    generator.send('go');
+    const r = await generator.next(ms + 30_000, 'churn result');
+    if (typeof r.error === 'string') throw new Error(r.error);
+    const connections = Number(r.connections);
+    const elapsed = Number(r.ms);
+    return { round, rate: (connections * 1000) / elapsed, connections, errors: Number(r.errors), ms: elapsed, errorCodes: r.errorCodes as Record<string, number> };
   } finally {
-    await Promise.all(generators.map((g) => g.stop()));
+    await generator.stop();
   }
 }
 
 /** Open `count` idle connections through `system`; resolves once they are open, with their holder. */
 async function openIdle(system: System, count: number): Promise<{ holder: Child; open: number; errors: number }> {
-  const holder = await load('idle holder', ['idle', system.host, String(system.port), String(count)]);
+  const holder = load('idle holder', ['idle', system.host, String(system.port), String(count)]);
   try {
     const opened = await holder.next(120_000, 'idle connections');
     if (typeof opened.error === 'string') throw new Error(opened.error);
@@ -378,7 +360,7 @@ function targets(rows: readonly Row[]): Target[] {
 async function main(): Promise<number> {
   const startedAt = new Date();
   const tmp = await mkdtemp(join(os.tmpdir(), 'faithd6-bench-'));
-  const server = new Child('server', process.execPath, [join(systems.BENCH_DIST, 'server.js'), systems.SERVER4, String(systems.SERVER_PORT)]);
+  const server = new Child('server', GEN, ['server', systems.SERVER4, String(systems.SERVER_PORT)]);
   const all: System[] = [];
   let stopping: Promise<void> | null = null;
   /** Stops everything the suite started, once; later calls wait for the same stop. */
@@ -403,7 +385,7 @@ async function main(): Promise<number> {
     const info = machine();
     say(`faithd6 bench: ${SETTINGS.rounds} rounds (memory: ${SETTINGS.idleRounds}), systems interleaved (order rotated each round); median (min–max) over the rounds`);
     say(`machine: ${String(info.nproc)} CPUs (${String(info.cpuModel)}), Node ${process.version}, Linux ${os.release()}; open files limit ${spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim()}`);
-    say(`NOTE: the load generator (separate node processes), the IPv4 server and the relay all share these ${String(info.nproc)} cores.`);
+    say(`NOTE: the load generator and the IPv4 server (bench/gen.c: a thread per stream or client, an epoll loop per core) and the relay all share these ${String(info.nproc)} cores.`);
     const [load1 = 0] = os.loadavg();
     if (load1 > 0.5) say(`NOTE: load average ${load1.toFixed(2)} at start: other work shares the machine, so expect noise; the ratios within this run are what to compare.`);
     say(`NOTE: faithd6 runs with log level "${SETTINGS.faithd6LogLevel}"${SETTINGS.faithd6LogLevel === 'warn' ? ' (no per-connection log lines; --log info measures them)' : ''}.`);
@@ -483,7 +465,7 @@ async function main(): Promise<number> {
     }
     say('');
     say('median (min–max) over the rounds; ratio = median / direct\'s median (for latency, higher is worse).');
-    say(`throughput: ${opts['bulk-mib']} MiB in all or ${SETTINGS.bulkMaxMs / 1000} s per run, the parallel streams from ${Math.min(SETTINGS.parallelStreams, SETTINGS.bulkProcesses)} generator processes; latency: 64 B request/response on one kept connection, ${SETTINGS.latencyCount} round trips or ${SETTINGS.latencyMaxMs / 1000} s; connections/s: ${SETTINGS.churnClients} clients in ${SETTINGS.churnProcesses} processes, connect / 64 B / 64 B echo / close for ${SETTINGS.churnMs / 1000} s; memory: ${SETTINGS.idleConnections} idle relayed connections (socat, a process per connection: ${Math.min(SETTINGS.idleConnections, SETTINGS.idleForking)}) on a fresh instance, above its RSS after 100 connections came and went; CPU: user + system of the relay's processes during the single-stream c→s runs.`);
+    say(`throughput: ${opts['bulk-mib']} MiB in all or ${SETTINGS.bulkMaxMs / 1000} s per run; latency: 64 B request/response on one kept connection, ${SETTINGS.latencyCount} round trips or ${SETTINGS.latencyMaxMs / 1000} s; connections/s: ${SETTINGS.churnClients} clients, connect / 64 B / 64 B echo / close for ${SETTINGS.churnMs / 1000} s; memory: ${SETTINGS.idleConnections} idle relayed connections (socat, a process per connection: ${Math.min(SETTINGS.idleConnections, SETTINGS.idleForking)}) on a fresh instance, above its RSS after 100 connections came and went; CPU: user + system of the relay's processes during the single-stream c→s runs.`);
 
     const goals = targets(rows);
     say('');
@@ -494,7 +476,8 @@ async function main(): Promise<number> {
     }
 
     // The bench is only meaningful if the box is faster than the relays it measures: a relay
-    // within 80% of direct suggests the generator or the server set the pace, not the relay.
+    // within 80% of direct suggests that the generator or the server set the pace, not the
+    // relay (they share the cores with it).
     const CLEARLY_FASTER = 0.8;
     const directRow = rows.find((r) => r.name === 'direct')!;
     const warnings: string[] = [];
@@ -513,8 +496,8 @@ async function main(): Promise<number> {
     }
     say(
       generatorBound.length === 0
-        ? `load generator: direct is clearly faster (> 1/${CLEARLY_FASTER} ×) than every relay on every throughput and connection figure, so the Node generator is not what limits the relays (no C generator needed).`
-        : `load generator: direct is within ${CLEARLY_FASTER} × of ${generatorBound.join(', ')}: there the Node generator or the single-process Node server may set the pace (the bench has no C generator yet).`,
+        ? `load generator: direct is clearly faster (> 1/${CLEARLY_FASTER} ×) than every relay on every throughput and connection figure, so the generator and the server are not what limits the relays.`
+        : `load generator: direct is within ${CLEARLY_FASTER} × of ${generatorBound.join(', ')}: there the generator or the server, sharing the cores with the relay, may set the pace.`,
     );
     const errors = [...runs].flatMap(([name, r]) =>
       [...Object.values(r.bulk).flat(), ...r.latency, ...r.churn, ...r.idle].filter((x): x is Failure => !ok(x)).map((x) => `${name} round ${x.round}: ${x.error}`),
