@@ -67,6 +67,14 @@ function connectFailure(err: NodeJS.ErrnoException): EndReason {
   }
 }
 
+/** The relay a socket belongs to, so that one set of listener functions serves every relay. */
+const RELAY = Symbol('faithd6.relay');
+type Owned = net.Socket & { [RELAY]: Relay };
+
+function relayOf(socket: net.Socket): Relay {
+  return (socket as Owned)[RELAY];
+}
+
 /**
  * Splices one accepted client socket to a new connection to the backend: half-close in both
  * directions, a reset on either side resets the other, backpressure (a direction stops
@@ -74,7 +82,8 @@ function connectFailure(err: NodeJS.ErrnoException): EndReason {
  * timeouts. The client socket must come from a Listener (src/listener.ts): paused, so nothing
  * is read before the backend can take it, and reading into the relay's buffers.
  *
- * Listeners are bound once per connection; per chunk only Pump.read runs.
+ * No closure is made per connection: the sockets' listeners are the module's functions below,
+ * which find their relay on the socket; per chunk only Pump.read runs.
  */
 export class Relay {
   readonly client: net.Socket;
@@ -106,7 +115,7 @@ export class Relay {
     this.hooks = hooks;
     client.setNoDelay(true);
     client.setKeepAlive(true, KEEPALIVE_DELAY);
-    this.backend = net.connect({
+    const backend = net.connect({
       host,
       port,
       family: 4,
@@ -116,12 +125,15 @@ export class Relay {
       keepAliveInitialDelay: KEEPALIVE_DELAY,
       onread: READ_INTO,
     });
-    this.connectTimer = setTimeout(this.onConnectTimeout, timeouts.connect);
-    this.backend.once('connect', this.onConnect);
-    this.backend.on('error', this.onBackendError);
-    this.client.on('error', this.onClientError);
-    this.backend.once('close', this.onSocketClose);
-    this.client.once('close', this.onSocketClose);
+    this.backend = backend;
+    (client as Owned)[RELAY] = this;
+    (backend as Owned)[RELAY] = this;
+    this.connectTimer = setTimeout(connectTimedOut, timeouts.connect, this);
+    backend.once('connect', backendConnected);
+    backend.on('error', socketFailed);
+    client.on('error', socketFailed);
+    backend.once('close', socketClosed);
+    client.once('close', socketClosed);
   }
 
   /** Whether both sockets are connected and bytes are flowing. */
@@ -134,7 +146,8 @@ export class Relay {
     this.abort('stopped');
   }
 
-  private readonly onConnect = (): void => {
+  /** @internal The backend answered: start both directions. */
+  onConnect(): void {
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
     this.connected = true;
@@ -142,55 +155,43 @@ export class Relay {
     const { client, backend } = this;
     this.up = new Pump(client, backend);
     this.down = new Pump(backend, client);
-    client.once('end', this.onClientEnd);
-    backend.once('end', this.onBackendEnd);
-    client.setTimeout(this.timeouts.idle, this.onTimeout);
+    client.once('end', socketEnded);
+    backend.once('end', socketEnded);
+    client.setTimeout(this.timeouts.idle, clientTimedOut);
     // The backend reads from now on (it was not paused); the client was held until now.
     client.resume();
-  };
+  }
 
-  // A FIN is forwarded as a half-close, after whatever the direction still has to write.
-  private readonly onClientEnd = (): void => {
-    this.backend.end();
-    this.halfClosed();
-  };
-
-  private readonly onBackendEnd = (): void => {
-    this.client.end();
-    this.halfClosed();
-  };
-
-  private halfClosed(): void {
+  /**
+   * @internal A FIN from `from` is forwarded as a half-close, after whatever that direction
+   * still has to write.
+   */
+  onEnd(from: net.Socket): void {
+    (from === this.client ? this.backend : this.client).end();
     this.halves += 1;
     // The client socket's timer sees every byte either way: it reads one direction and
     // writes the other. Once one direction is done, the other must not idle for as long.
     if (this.halves === 1) this.client.setTimeout(Math.min(this.timeouts.halfClosed, this.timeouts.idle));
   }
 
-  private readonly onTimeout = (): void => {
+  /** @internal The client socket's timer: no byte either way for the idle (half-closed) time. */
+  onTimeout(): void {
     this.abort(this.halves > 0 ? 'half-closed timeout' : 'idle timeout');
-  };
+  }
 
-  private readonly onConnectTimeout = (): void => {
+  /** @internal */
+  onConnectTimeout(): void {
     this.connectTimer = undefined;
     this.abort('connect timeout');
-  };
+  }
 
-  private readonly onBackendError = (err: NodeJS.ErrnoException): void => {
+  /** @internal An error on either socket resets both. */
+  onError(socket: net.Socket, err: NodeJS.ErrnoException): void {
     if (this.end !== undefined) return;
     this.error = err.code ?? err.message;
-    if (!this.connected) {
-      this.abort(connectFailure(err));
-    } else {
-      this.abort('reset by server');
-    }
-  };
-
-  private readonly onClientError = (err: NodeJS.ErrnoException): void => {
-    if (this.end !== undefined) return;
-    this.error = err.code ?? err.message;
-    this.abort('reset by client');
-  };
+    if (socket === this.client) this.abort('reset by client');
+    else this.abort(this.connected ? 'reset by server' : connectFailure(err));
+  }
 
   /** Records why the connection ends and resets whatever is still open. */
   private abort(reason: EndReason): void {
@@ -202,7 +203,8 @@ export class Relay {
     reset(this.backend);
   }
 
-  private readonly onSocketClose = (): void => {
+  /** @internal */
+  onClose(): void {
     this.open -= 1;
     if (this.open > 0) {
       // One socket closed without an error (a clean close after both FINs, or a close the
@@ -220,7 +222,27 @@ export class Relay {
       ms: Math.round(performance.now() - this.started),
       error: this.error,
     });
-  };
+  }
+}
+
+// The listeners every relay's sockets share (`this` is the socket that emitted).
+function backendConnected(this: net.Socket): void {
+  relayOf(this).onConnect();
+}
+function socketEnded(this: net.Socket): void {
+  relayOf(this).onEnd(this);
+}
+function clientTimedOut(this: net.Socket): void {
+  relayOf(this).onTimeout();
+}
+function socketFailed(this: net.Socket, err: NodeJS.ErrnoException): void {
+  relayOf(this).onError(this, err);
+}
+function socketClosed(this: net.Socket): void {
+  relayOf(this).onClose();
+}
+function connectTimedOut(relay: Relay): void {
+  relay.onConnectTimeout();
 }
 
 /**
