@@ -18,7 +18,7 @@ const DAEMON = join(HERE, '..', 'src', 'cli', 'main.js');
 /** The load generator and IPv4 server: its source in the repository, its program next to this file. */
 const GEN_SOURCE = join(HERE, '..', '..', 'bench', 'gen.c');
 const GEN = join(HERE, 'gen');
-/** Above the ~5 minutes a run takes: only a hung run reaches it. */
+/** Well above the ~5 minutes a default run takes (7 rows): only a hung run reaches it. */
 const TIME_LIMIT_MS = 12 * 60_000;
 /**
  * Open files for the suite and everything it starts: 5,000 idle relayed connections are

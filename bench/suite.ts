@@ -2,7 +2,8 @@
 // starts this file there): starts the IPv4 server and the systems, runs every figure for
 // every system (throughput one stream and several, each direction; latency; connection
 // churn; idle memory), round after round with the order of the systems rotated each round,
-// and prints the tables, checks issue 5's targets and writes the raw numbers to bench/results/.
+// and prints the tables, checks issue 5's targets (for each faithd6 row: one per worker count)
+// and writes the raw numbers to bench/results/.
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -28,9 +29,22 @@ const { values: opts } = parseArgs({
     'idle-rounds': { type: 'string', default: '2' },
     'idle-forking': { type: 'string', default: '1000' },
     log: { type: 'string', default: 'warn' },
-    workers: { type: 'string', default: '1' },
+    workers: { type: 'string', default: '1,2' },
   },
 });
+
+/**
+ * `--workers 1,2`: faithd6's worker counts, a row each, in ascending order. Checked before any
+ * system starts: a wrong count would otherwise show up as a failed row after the setup.
+ */
+function workerCounts(text: string): number[] {
+  const counts = text.split(',').map((c) => (c.trim() === '' ? NaN : Number(c)));
+  if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) {
+    process.stderr.write(`bench: --workers ${text}: expected worker counts separated by commas, each from 1 to 64 (faithd6's limit), e.g. 1,2\n`);
+    process.exit(64); // EX_USAGE
+  }
+  return [...new Set(counts)].sort((a, b) => a - b);
+}
 const SETTINGS = Object.freeze({
   rounds: Number(opts.rounds),
   bulkBytes: Number(opts['bulk-mib']) * 1024 * 1024,
@@ -46,15 +60,19 @@ const SETTINGS = Object.freeze({
   /** socat forks a process per connection: fewer idle connections for it (the figure is per connection). */
   idleForking: Number(opts['idle-forking']),
   faithd6LogLevel: opts.log ?? 'warn',
-  /** Worker processes on faithd6's port (haproxy runs a thread per core). */
-  faithd6Workers: Number(opts.workers),
+  /** Worker processes on faithd6's port, one row each (haproxy runs a thread per core, socat a process per connection). */
+  faithd6Workers: workerCounts(opts.workers ?? '1,2'),
   /** Time the relay gets after the last idle connection opened, before its memory is read. */
   idleSettleMs: 1000,
 });
-const PORTS = { 'node-pipe': 6001, faithd6: 6002, socat: 6003, haproxy: 6004, 'haproxy-splice': 6005 } as const;
+const PORTS = { 'node-pipe': 6001, socat: 6003, haproxy: 6004, 'haproxy-splice': 6005 } as const;
 /** The fresh instances the memory figure is measured on. */
-const MEMORY_PORTS = { 'node-pipe': 7001, faithd6: 7002, socat: 7003, haproxy: 7004, 'haproxy-splice': 7005 } as const;
-type RelayName = keyof typeof PORTS;
+const MEMORY_PORTS = { 'node-pipe': 7001, socat: 7003, haproxy: 7004, 'haproxy-splice': 7005 } as const;
+/**
+ * faithd6 with `workers` workers: 6002 for one, 6012 for two, 6022 for three… (its memory
+ * instances on 7002, 7012…): up to 64 workers these stay clear of every other port here.
+ */
+const faithd6Port = (workers: number, base = 6000): number => base + 2 + 10 * (workers - 1);
 /** The load generator and the IPv4 server, one C program (bench/gen.c), built by run.ts. */
 const GEN = join(systems.BENCH_DIST, 'gen');
 
@@ -332,43 +350,56 @@ function figures(runs: Runs): Record<string, Spread | null> {
 
 interface Target {
   target: string;
-  faithd6: number | null;
+  /** The faithd6 row's median. */
+  value: number | null;
   bound: number | null;
   met: boolean | null;
 }
 
-/** Issue 5's targets for faithd6, checked against this run's medians (null: a figure is missing). */
-function targets(rows: readonly Row[]): Target[] {
+/** Issue 5's targets, for the faithd6 row `name`, checked against this run's medians (null: a figure is missing). */
+function targets(rows: readonly Row[], name: string): Target[] {
   const m = (name: string, key: string): number | null => rows.find((r) => r.name === name)?.figures[key]?.median ?? null;
   const check = (target: string, value: number | null, bound: number | null, atLeast: boolean): Target => ({
     target,
-    faithd6: value,
+    value,
     bound,
     met: value === null || bound === null ? null : atLeast ? value >= bound : value <= bound,
   });
   const times = (x: number | null, k: number): number | null => (x === null ? null : x * k);
   return [
-    check('single-stream throughput c→s ≥ 0.45 × direct (Gbit/s)', m('faithd6', 'up1'), times(m('direct', 'up1'), 0.45), true),
-    check('connections/s ≥ 2 × socat', m('faithd6', 'connectionRate'), times(m('socat', 'connectionRate'), 2), true),
-    check('connections/s ≥ node-pipe', m('faithd6', 'connectionRate'), m('node-pipe', 'connectionRate'), true),
-    check('latency p99 ≤ node-pipe (µs)', m('faithd6', 'latencyP99'), m('node-pipe', 'latencyP99'), false),
-    check('RSS per idle connection ≤ 16 KiB', m('faithd6', 'rssPerConnection'), 16, false),
-    check('relay CPU per GB ≤ socat (s)', m('faithd6', 'cpuPerGB'), m('socat', 'cpuPerGB'), false),
+    check('single-stream throughput c→s ≥ 0.45 × direct (Gbit/s)', m(name, 'up1'), times(m('direct', 'up1'), 0.45), true),
+    check('connections/s ≥ 2 × socat', m(name, 'connectionRate'), times(m('socat', 'connectionRate'), 2), true),
+    check('connections/s ≥ node-pipe', m(name, 'connectionRate'), m('node-pipe', 'connectionRate'), true),
+    check('latency p99 ≤ node-pipe (µs)', m(name, 'latencyP99'), m('node-pipe', 'latencyP99'), false),
+    check('RSS per idle connection ≤ 16 KiB', m(name, 'rssPerConnection'), 16, false),
+    check('relay CPU per GB ≤ socat (s)', m(name, 'cpuPerGB'), m('socat', 'cpuPerGB'), false),
   ];
+}
+
+/** A relay's row: where its clients connect, how it starts, and what its memory figure is measured on. */
+interface Relay {
+  readonly name: string;
+  readonly port: number;
+  /** The port of the fresh instances the memory figure starts. */
+  readonly memoryPort: number;
+  /** Idle connections for the memory figure. */
+  readonly idle: number;
+  readonly start: (port: number) => Promise<System>;
 }
 
 async function main(): Promise<number> {
   const startedAt = new Date();
   const tmp = await mkdtemp(join(os.tmpdir(), 'faithd6-bench-'));
   const server = new Child('server', GEN, ['server', systems.SERVER4, String(systems.SERVER_PORT)]);
+  /** The systems in the order they started. */
   const all: System[] = [];
   let stopping: Promise<void> | null = null;
   /** Stops everything the suite started, once; later calls wait for the same stop. */
   const stopAll = (): Promise<void> =>
     (stopping ??= (async () => {
-      // faithd6 last: the local route the other relays use is the one it manages.
-      const order = [...all].sort((a, b) => Number(a.name === 'faithd6') - Number(b.name === 'faithd6'));
-      for (const s of order) await s.child?.stop(10_000);
+      // In the reverse of the order they started: the first faithd6 manages the local route the
+      // other relays use, so it goes last.
+      for (const s of [...all].reverse()) await s.child?.stop(10_000);
       await Promise.all(liveChildren().map((child) => child.stop()));
       await rm(tmp, { recursive: true, force: true });
     })());
@@ -388,36 +419,57 @@ async function main(): Promise<number> {
     say(`NOTE: the load generator and the IPv4 server (bench/gen.c: a thread per stream or client, an epoll loop per core) and the relay all share these ${String(info.nproc)} cores.`);
     const [load1 = 0] = os.loadavg();
     if (load1 > 0.5) say(`NOTE: load average ${load1.toFixed(2)} at start: other work shares the machine, so expect noise; the ratios within this run are what to compare.`);
-    say(`NOTE: faithd6 runs with log level "${SETTINGS.faithd6LogLevel}"${SETTINGS.faithd6LogLevel === 'warn' ? ' (no per-connection log lines; --log info measures them)' : ''}.`);
+    say(`NOTE: faithd6 runs with log level "${SETTINGS.faithd6LogLevel}"${SETTINGS.faithd6LogLevel === 'warn' ? ' (no per-connection log lines; --log info measures them)' : ''}, a row per worker count (${SETTINGS.faithd6Workers.map((w) => `${systems.faithd6Name(w)}: ${w} worker${w === 1 ? '' : 's'}`).join(', ')}; a port's workers accept on one shared socket).`);
 
-    // faithd6 first: it adds the local route for the prefix (route: manage), which the other
-    // relays' clients need too; they use it while faithd6 idles.
+    const level = SETTINGS.faithd6LogLevel;
+    const faithd6Relays = SETTINGS.faithd6Workers.map((workers) => ({
+      name: systems.faithd6Name(workers),
+      workers,
+      port: faithd6Port(workers),
+      memoryPort: faithd6Port(workers, 7000),
+      idle: SETTINGS.idleConnections,
+      start: (port: number) => systems.startFaithd6(port, tmp, level, workers),
+    }));
+    const relay = (name: keyof typeof PORTS, start: (port: number) => Promise<System>, idle = SETTINGS.idleConnections): Relay => ({
+      name,
+      port: PORTS[name],
+      memoryPort: MEMORY_PORTS[name],
+      idle,
+      start,
+    });
+    const nodePipe = relay('node-pipe', (port) => systems.startNodePipe(port));
+    const others = [
+      relay('socat', (port) => systems.startSocat(port), Math.min(SETTINGS.idleConnections, SETTINGS.idleForking)),
+      relay('haproxy', (port) => systems.startHaproxy(port, tmp, false)),
+      relay('haproxy-splice', (port) => systems.startHaproxy(port, tmp, true)),
+    ];
+    const relays = new Map<string, Relay>([nodePipe, ...faithd6Relays, ...others].map((r) => [r.name, r]));
+    const start = async (r: Relay): Promise<System> => {
+      const s = await r.start(r.port);
+      all.push(s);
+      return s;
+    };
+
+    // faithd6 first: the first one to start adds the local route for the prefix (route:
+    // manage), which the other relays' clients need too; they use it while faithd6 idles.
     all.push(systems.direct());
-    const faithd6 = await systems.startFaithd6(PORTS.faithd6, tmp, SETTINGS.faithd6LogLevel, SETTINGS.faithd6Workers);
-    if (faithd6.unavailable !== null) {
-      say(`faithd6 ${faithd6.unavailable}`);
+    const faithd6s: System[] = [];
+    for (const r of faithd6Relays) faithd6s.push(await start(r));
+    for (const s of faithd6s) if (s.unavailable !== null) say(`${s.name} ${s.unavailable}`);
+    if (faithd6s.every((s) => s.unavailable !== null)) {
       say(`adding the local route for ${systems.PREFIX} so that the other rows still run`);
       spawnSync('ip', ['-6', 'route', 'replace', 'local', systems.PREFIX, 'dev', 'lo']);
     }
-    const starters: Record<RelayName, (port: number) => Promise<System>> = {
-      'node-pipe': (port) => systems.startNodePipe(port),
-      faithd6: (port) => systems.startFaithd6(port, tmp, SETTINGS.faithd6LogLevel, SETTINGS.faithd6Workers),
-      socat: (port) => systems.startSocat(port),
-      haproxy: (port) => systems.startHaproxy(port, tmp, false),
-      'haproxy-splice': (port) => systems.startHaproxy(port, tmp, true),
-    };
-    all.push(
-      await starters['node-pipe'](PORTS['node-pipe']),
-      faithd6,
-      await starters.socat(PORTS.socat),
-      await starters.haproxy(PORTS.haproxy),
-      await starters['haproxy-splice'](PORTS['haproxy-splice']),
-    );
-    const running = all.filter((s) => s.unavailable === null);
-    for (const s of all) if (s.unavailable !== null && s.name !== 'faithd6') say(`${s.name}: ${s.unavailable}`);
+    const nodePipeSystem = await start(nodePipe);
+    const otherSystems: System[] = [];
+    for (const r of others) otherSystems.push(await start(r));
+    /** The rows, in the tables' order. */
+    const shown = [all[0]!, nodePipeSystem, ...faithd6s, ...otherSystems];
+    const running = shown.filter((s) => s.unavailable === null);
+    for (const s of [nodePipeSystem, ...otherSystems]) if (s.unavailable !== null) say(`${s.name}: ${s.unavailable}`);
     say(`systems: ${running.map((s) => `${s.name} [${s.host}]:${s.port}`).join(', ')}`);
 
-    const runs = new Map<string, Runs>(all.map((s) => [s.name, { bulk: { up1: [], down1: [], upN: [], downN: [] }, latency: [], churn: [], idle: [] }]));
+    const runs = new Map<string, Runs>(shown.map((s) => [s.name, { bulk: { up1: [], down1: [], upN: [], downN: [] }, latency: [], churn: [], idle: [] }]));
     const label = (round: number, what: string, s: System): string => `round ${round}/${SETTINGS.rounds}  ${what.padEnd(26)} ${s.name.padEnd(14)}`;
 
     say('warm-up (not counted): 64 MiB, 2,000 round trips and 1 s of connections through each system');
@@ -448,16 +500,15 @@ async function main(): Promise<number> {
       }
       if (round > SETTINGS.idleRounds) continue;
       for (const s of order) {
-        if (s.child === null) continue; // direct has no relay process
-        const name = s.name as RelayName;
-        const count = name === 'socat' ? Math.min(SETTINGS.idleConnections, SETTINGS.idleForking) : SETTINGS.idleConnections;
-        const run = await attempt(round, () => idle(starters[name], MEMORY_PORTS[name], round, count));
+        const r = relays.get(s.name);
+        if (r === undefined) continue; // direct has no relay process
+        const run = await attempt(round, () => idle(r.start, r.memoryPort, round, r.idle));
         runs.get(s.name)!.idle.push(run);
         say(`${label(round, 'idle memory', s)} ${ok(run) ? `${run.rssKiBPerConnection.toFixed(1)} KiB/conn RSS (${run.before.rssKiB} → ${run.after.rssKiB} KiB over ${run.after.processes} processes, ${run.open} connections), PSS ${run.pssKiBPerConnection.toFixed(1)} KiB/conn` : `ERROR ${run.error}`}`);
       }
     }
 
-    const rows: Row[] = all.map((s) => ({ name: s.name, unavailable: s.unavailable, figures: figures(runs.get(s.name)!) }));
+    const rows: Row[] = shown.map((s) => ({ name: s.name, unavailable: s.unavailable, figures: figures(runs.get(s.name)!) }));
     for (const t of TABLES) {
       say('');
       say(t.title);
@@ -467,12 +518,14 @@ async function main(): Promise<number> {
     say('median (min–max) over the rounds; ratio = median / direct\'s median (for latency, higher is worse).');
     say(`throughput: ${opts['bulk-mib']} MiB in all or ${SETTINGS.bulkMaxMs / 1000} s per run; latency: 64 B request/response on one kept connection, ${SETTINGS.latencyCount} round trips or ${SETTINGS.latencyMaxMs / 1000} s; connections/s: ${SETTINGS.churnClients} clients, connect / 64 B / 64 B echo / close for ${SETTINGS.churnMs / 1000} s; memory: ${SETTINGS.idleConnections} idle relayed connections (socat, a process per connection: ${Math.min(SETTINGS.idleConnections, SETTINGS.idleForking)}) on a fresh instance, above its RSS after 100 connections came and went; CPU: user + system of the relay's processes during the single-stream c→s runs.`);
 
-    const goals = targets(rows);
-    say('');
-    say('faithd6 against issue 5\'s targets (this run\'s medians):');
-    for (const g of goals) {
-      const verdict = g.met === null ? 'n/a ' : g.met ? 'MET ' : 'MISS';
-      say(`  ${verdict}  ${g.target}: faithd6 ${g.faithd6?.toFixed(2) ?? '—'}, bound ${g.bound?.toFixed(2) ?? '—'}`);
+    const goals = new Map(faithd6Relays.map((r) => [r.name, targets(rows, r.name)]));
+    for (const r of faithd6Relays) {
+      say('');
+      say(`${r.name} (${r.workers} worker${r.workers === 1 ? '' : 's'}) against issue 5's targets (this run's medians):`);
+      for (const g of goals.get(r.name)!) {
+        const verdict = g.met === null ? 'n/a ' : g.met ? 'MET ' : 'MISS';
+        say(`  ${verdict}  ${g.target}: ${r.name} ${g.value?.toFixed(2) ?? '—'}, bound ${g.bound?.toFixed(2) ?? '—'}`);
+      }
     }
 
     // The bench is only meaningful if the box is faster than the relays it measures: a relay
@@ -506,10 +559,11 @@ async function main(): Promise<number> {
     for (const w of [...new Set(warnings)]) say(`WARNING: ${w}`);
 
     await stopAll();
-    const faithd6Exit = faithd6.child?.exit ?? null;
-    const faithd6Lines = faithd6.child?.lines ?? [];
-    if (faithd6Lines.length > 0) say(`faithd6 printed ${faithd6Lines.length} log lines at level ${SETTINGS.faithd6LogLevel} (first ones in the JSON file)`);
-    if (faithd6Exit && faithd6Exit.code !== 0) say(`WARNING: faithd6 exited with ${JSON.stringify(faithd6Exit)}`);
+    for (const s of faithd6s) {
+      const lines = s.child?.lines ?? [];
+      if (lines.length > 0) say(`${s.name} printed ${lines.length} log lines at level ${level} (first ones in the JSON file)`);
+      if (s.child?.exit && s.child.exit.code !== 0) say(`WARNING: ${s.name} exited with ${JSON.stringify(s.child.exit)}`);
+    }
 
     const result = {
       timestamp: startedAt.toISOString(),
@@ -518,7 +572,7 @@ async function main(): Promise<number> {
       settings: SETTINGS,
       addresses: { server4: systems.SERVER4, serverPort: systems.SERVER_PORT, prefix: systems.PREFIX, translated: systems.TRANSLATED },
       systems: Object.fromEntries(
-        all.map((s) => [
+        shown.map((s) => [
           s.name,
           {
             available: s.unavailable === null,
@@ -533,11 +587,22 @@ async function main(): Promise<number> {
       faithd6: {
         // Which code was measured (read-only git; "-dirty" when the tree has local changes).
         revision: spawnSync('git', ['-C', systems.ROOT, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).stdout?.trim() || null,
-        config: systems.faithd6Config(PORTS.faithd6, SETTINGS.faithd6LogLevel, join(tmp, `run-${PORTS.faithd6}`)),
-        targets: goals,
-        exit: faithd6Exit,
-        logLines: faithd6Lines.length,
-        firstLogLines: faithd6Lines.slice(0, 20),
+        // A row per worker count, each with the config it ran (the memory figure's fresh
+        // instances run the same one on memoryPort).
+        rows: faithd6Relays.map((r, i) => {
+          const child = faithd6s[i]!.child;
+          return {
+            name: r.name,
+            workers: r.workers,
+            port: r.port,
+            memoryPort: r.memoryPort,
+            config: systems.faithd6ConfigIn(tmp, r.port, level, r.workers),
+            targets: goals.get(r.name),
+            exit: child?.exit ?? null,
+            logLines: child?.lines.length ?? 0,
+            firstLogLines: child?.lines.slice(0, 20) ?? [],
+          };
+        }),
       },
       haproxyConfig: systems.haproxyConfig(PORTS['haproxy-splice'], true),
       warnings,
