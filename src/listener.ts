@@ -20,6 +20,8 @@ export interface TcpHandle {
   onconnection: ((status: number, client?: object) => void) | null;
   listen(backlog: number): number;
   getsockname(out: { port?: number }): number;
+  setNoDelay(enable: boolean): number;
+  setKeepAlive(enable: boolean, delaySeconds: number): number;
   close(callback?: () => void): void;
 }
 
@@ -51,7 +53,8 @@ export function boundPort(handle: TcpHandle): number | undefined {
 
 /**
  * Accepts on a bound handle. Each connection arrives as a paused socket that reads into the
- * relay's buffers (READ_INTO), half-open allowed; accept failures (EMFILE, ENFILE, ENOBUFS)
+ * relay's buffers (READ_INTO), half-open allowed, with TCP_NODELAY and keepalive (probes after
+ * `keepAliveDelay` ms idle) set; accept failures (EMFILE, ENFILE, ENOBUFS)
  * are reported and the listener goes on: libuv keeps it, and on EMFILE accepts and closes the
  * waiting connection with a spare descriptor so that it does not spin.
  */
@@ -59,8 +62,12 @@ export class Listener {
   private readonly handle: TcpHandle;
   private closed = false;
 
-  constructor(handle: TcpHandle, onSocket: (socket: net.Socket) => void, onError: (code: string) => void) {
+  constructor(handle: TcpHandle, keepAliveDelay: number, onSocket: (socket: net.Socket) => void, onError: (code: string) => void) {
     this.handle = handle;
+    // Set on the listening socket, they are inherited by every accepted one (Linux copies the
+    // listener's options into the new socket): no setsockopt() per connection.
+    handle.setNoDelay(true);
+    handle.setKeepAlive(true, Math.round(keepAliveDelay / 1000));
     handle.onconnection = (status, client) => {
       if (status !== 0 || client === undefined) {
         onError(getSystemErrorName(status));

@@ -51,7 +51,8 @@ export interface RelayResult {
   readonly error: string | undefined;
 }
 
-const KEEPALIVE_DELAY = 60_000;
+/** Idle milliseconds before TCP keepalive probes start, on both sockets of a relay. */
+export const KEEPALIVE_DELAY = 60_000;
 
 function connectFailure(err: NodeJS.ErrnoException): EndReason {
   switch (err.code) {
@@ -79,8 +80,9 @@ function relayOf(socket: net.Socket): Relay {
  * Splices one accepted client socket to a new connection to the backend: half-close in both
  * directions, a reset on either side resets the other, backpressure (a direction stops
  * reading while its write is pending: src/splice.ts), and the connect / idle / half-closed
- * timeouts. The client socket must come from a Listener (src/listener.ts): paused, so nothing
- * is read before the backend can take it, and reading into the relay's buffers.
+ * timeouts. The client socket must come from a Listener (src/listener.ts) given
+ * KEEPALIVE_DELAY: paused, so nothing is read before the backend can take it, reading into the
+ * relay's buffers, with TCP_NODELAY and keepalive.
  *
  * No closure is made per connection: the sockets' listeners are the module's functions below,
  * which find their relay on the socket; per chunk only Pump.read runs.
@@ -113,8 +115,7 @@ export class Relay {
     this.peers = peers;
     this.timeouts = timeouts;
     this.hooks = hooks;
-    client.setNoDelay(true);
-    client.setKeepAlive(true, KEEPALIVE_DELAY);
+    // The client socket has TCP_NODELAY and keepalive from its listener (src/listener.ts).
     const backend = net.connect({
       host,
       port,

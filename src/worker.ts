@@ -8,7 +8,7 @@ import { openDescriptors, openFileLimit } from './system/descriptors.js';
 import { Listener, type TcpHandle } from './listener.js';
 import { LogLimiter } from './log-limiter.js';
 import { createLogger, type Logger } from './log.js';
-import { Relay, reset, type RelayHooks, type RelayResult } from './relay.js';
+import { KEEPALIVE_DELAY, Relay, reset, type RelayHooks, type RelayResult } from './relay.js';
 
 /** Messages the supervisor sends a worker. The listen message carries the bound socket. */
 export type ToWorker =
@@ -129,7 +129,7 @@ export class Worker {
   /** Starts accepting on the bound socket handle received from the supervisor. */
   listen(handle: TcpHandle): void {
     this.watchDescriptors();
-    const listener = new Listener(handle, this.onConnection, this.onAcceptError);
+    const listener = new Listener(handle, KEEPALIVE_DELAY, this.onConnection, this.onAcceptError);
     listener.listen();
     const bound = listener.port;
     if (bound !== this.compiled.service.port) {
