@@ -3,7 +3,8 @@
 // every system (throughput one stream and several, each direction; latency; connection
 // churn; idle memory), round after round with the order of the systems rotated each round,
 // and prints the tables, checks issue 5's targets (for each faithd6 row: one per worker count)
-// and writes the raw numbers to bench/results/.
+// and writes the raw numbers to bench/results/. faithd6 as built at other revisions (run.ts
+// makes the trees for `--rev`) gets a row each, measured like the others but not checked.
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -30,6 +31,8 @@ const { values: opts } = parseArgs({
     'idle-forking': { type: 'string', default: '1000' },
     log: { type: 'string', default: 'warn' },
     workers: { type: 'string', default: '1,2' },
+    // From run.ts, one per `--rev`: the revision and its compiled tree, as JSON.
+    'rev-tree': { type: 'string', multiple: true, default: [] },
   },
 });
 
@@ -45,6 +48,26 @@ function workerCounts(text: string): number[] {
   }
   return [...new Set(counts)].sort((a, b) => a - b);
 }
+/** faithd6 at another revision: what `--rev` asked for, the commit, and its compiled tree. */
+interface RevisionTree {
+  requested: string;
+  full: string;
+  short: string;
+  tree: string;
+}
+
+/** run.ts's `--rev-tree` values; anything else is a bug in run.ts, said at once. */
+function revisionTrees(values: readonly string[]): RevisionTree[] {
+  return values.map((text) => {
+    const v = JSON.parse(text) as Partial<RevisionTree>;
+    if (![v.requested, v.full, v.short, v.tree].every((x) => typeof x === 'string' && x !== '')) {
+      process.stderr.write(`bench: --rev-tree ${text}: expected {requested, full, short, tree} from run.ts\n`);
+      process.exit(64); // EX_USAGE
+    }
+    return v as RevisionTree;
+  });
+}
+
 const SETTINGS = Object.freeze({
   rounds: Number(opts.rounds),
   bulkBytes: Number(opts['bulk-mib']) * 1024 * 1024,
@@ -62,6 +85,8 @@ const SETTINGS = Object.freeze({
   faithd6LogLevel: opts.log ?? 'warn',
   /** Worker processes on faithd6's port, one row each (haproxy runs a thread per core, socat a process per connection). */
   faithd6Workers: workerCounts(opts.workers ?? '1,2'),
+  /** faithd6 at other revisions (`--rev`), a one-worker row each, on the current row's config. */
+  faithd6Revisions: revisionTrees(opts['rev-tree'] ?? []),
   /** Time the relay gets after the last idle connection opened, before its memory is read. */
   idleSettleMs: 1000,
 });
@@ -73,6 +98,11 @@ const MEMORY_PORTS = { 'node-pipe': 7001, socat: 7003, haproxy: 7004, 'haproxy-s
  * instances on 7002, 7012…): up to 64 workers these stay clear of every other port here.
  */
 const faithd6Port = (workers: number, base = 6000): number => base + 2 + 10 * (workers - 1);
+/**
+ * faithd6 at the i-th `--rev` (from 0): 6702, 6712… (memory: 7702, 7712…), above the ports of
+ * 64 workers; run.ts allows 30 revisions, which stay below 7001 and 8001.
+ */
+const revisionPort = (i: number, base = 6000): number => base + 702 + 10 * i;
 /** The load generator and the IPv4 server, one C program (bench/gen.c), built by run.ts. */
 const GEN = join(systems.BENCH_DIST, 'gen');
 
@@ -420,6 +450,7 @@ async function main(): Promise<number> {
     const [load1 = 0] = os.loadavg();
     if (load1 > 0.5) say(`NOTE: load average ${load1.toFixed(2)} at start: other work shares the machine, so expect noise; the ratios within this run are what to compare.`);
     say(`NOTE: faithd6 runs with log level "${SETTINGS.faithd6LogLevel}"${SETTINGS.faithd6LogLevel === 'warn' ? ' (no per-connection log lines; --log info measures them)' : ''}, a row per worker count (${SETTINGS.faithd6Workers.map((w) => `${systems.faithd6Name(w)}: ${w} worker${w === 1 ? '' : 's'}`).join(', ')}; a port's workers accept on one shared socket).`);
+    for (const rev of SETTINGS.faithd6Revisions) say(`NOTE: ${systems.faithd6RevisionName(rev.short)} is faithd6 at ${rev.full} (--rev ${rev.requested}), built in ${rev.tree}: 1 worker, the same config, not checked against the targets.`);
 
     const level = SETTINGS.faithd6LogLevel;
     const faithd6Relays = SETTINGS.faithd6Workers.map((workers) => ({
@@ -430,6 +461,17 @@ async function main(): Promise<number> {
       idle: SETTINGS.idleConnections,
       start: (port: number) => systems.startFaithd6(port, tmp, level, workers),
     }));
+    const revisionRelays = SETTINGS.faithd6Revisions.map((rev, i) => {
+      const name = systems.faithd6RevisionName(rev.short);
+      return {
+        name,
+        rev,
+        port: revisionPort(i),
+        memoryPort: revisionPort(i, 7000),
+        idle: SETTINGS.idleConnections,
+        start: (port: number) => systems.startFaithd6(port, tmp, level, 1, { tree: rev.tree, name }),
+      };
+    });
     const relay = (name: keyof typeof PORTS, start: (port: number) => Promise<System>, idle = SETTINGS.idleConnections): Relay => ({
       name,
       port: PORTS[name],
@@ -443,7 +485,7 @@ async function main(): Promise<number> {
       relay('haproxy', (port) => systems.startHaproxy(port, tmp, false)),
       relay('haproxy-splice', (port) => systems.startHaproxy(port, tmp, true)),
     ];
-    const relays = new Map<string, Relay>([nodePipe, ...faithd6Relays, ...others].map((r) => [r.name, r]));
+    const relays = new Map<string, Relay>([nodePipe, ...faithd6Relays, ...revisionRelays, ...others].map((r) => [r.name, r]));
     const start = async (r: Relay): Promise<System> => {
       const s = await r.start(r.port);
       all.push(s);
@@ -455,8 +497,10 @@ async function main(): Promise<number> {
     all.push(systems.direct());
     const faithd6s: System[] = [];
     for (const r of faithd6Relays) faithd6s.push(await start(r));
-    for (const s of faithd6s) if (s.unavailable !== null) say(`${s.name} ${s.unavailable}`);
-    if (faithd6s.every((s) => s.unavailable !== null)) {
+    const revisionSystems: System[] = [];
+    for (const r of revisionRelays) revisionSystems.push(await start(r));
+    for (const s of [...faithd6s, ...revisionSystems]) if (s.unavailable !== null) say(`${s.name} ${s.unavailable}`);
+    if ([...faithd6s, ...revisionSystems].every((s) => s.unavailable !== null)) {
       say(`adding the local route for ${systems.PREFIX} so that the other rows still run`);
       spawnSync('ip', ['-6', 'route', 'replace', 'local', systems.PREFIX, 'dev', 'lo']);
     }
@@ -464,13 +508,14 @@ async function main(): Promise<number> {
     const otherSystems: System[] = [];
     for (const r of others) otherSystems.push(await start(r));
     /** The rows, in the tables' order. */
-    const shown = [all[0]!, nodePipeSystem, ...faithd6s, ...otherSystems];
+    const shown = [all[0]!, nodePipeSystem, ...faithd6s, ...revisionSystems, ...otherSystems];
     const running = shown.filter((s) => s.unavailable === null);
     for (const s of [nodePipeSystem, ...otherSystems]) if (s.unavailable !== null) say(`${s.name}: ${s.unavailable}`);
     say(`systems: ${running.map((s) => `${s.name} [${s.host}]:${s.port}`).join(', ')}`);
 
     const runs = new Map<string, Runs>(shown.map((s) => [s.name, { bulk: { up1: [], down1: [], upN: [], downN: [] }, latency: [], churn: [], idle: [] }]));
-    const label = (round: number, what: string, s: System): string => `round ${round}/${SETTINGS.rounds}  ${what.padEnd(26)} ${s.name.padEnd(14)}`;
+    const nameWidth = Math.max(14, ...shown.map((s) => s.name.length));
+    const label = (round: number, what: string, s: System): string => `round ${round}/${SETTINGS.rounds}  ${what.padEnd(26)} ${s.name.padEnd(nameWidth)}`;
 
     say('warm-up (not counted): 64 MiB, 2,000 round trips and 1 s of connections through each system');
     for (const s of running) {
@@ -559,7 +604,7 @@ async function main(): Promise<number> {
     for (const w of [...new Set(warnings)]) say(`WARNING: ${w}`);
 
     await stopAll();
-    for (const s of faithd6s) {
+    for (const s of [...faithd6s, ...revisionSystems]) {
       const lines = s.child?.lines ?? [];
       if (lines.length > 0) say(`${s.name} printed ${lines.length} log lines at level ${level} (first ones in the JSON file)`);
       if (s.child?.exit && s.child.exit.code !== 0) say(`WARNING: ${s.name} exited with ${JSON.stringify(s.child.exit)}`);
@@ -598,6 +643,25 @@ async function main(): Promise<number> {
             memoryPort: r.memoryPort,
             config: systems.faithd6ConfigIn(tmp, r.port, level, r.workers),
             targets: goals.get(r.name),
+            exit: child?.exit ?? null,
+            logLines: child?.lines.length ?? 0,
+            firstLogLines: child?.lines.slice(0, 20) ?? [],
+          };
+        }),
+        // faithd6 at other revisions (`--rev`): a row each, one worker, the current row's config
+        // on its own ports, run from its own tree (removed after the run); no target checks.
+        revisions: revisionRelays.map((r, i) => {
+          const child = revisionSystems[i]!.child;
+          return {
+            name: r.name,
+            requested: r.rev.requested,
+            revision: r.rev.full,
+            shortRevision: r.rev.short,
+            tree: r.rev.tree,
+            workers: 1,
+            port: r.port,
+            memoryPort: r.memoryPort,
+            config: systems.faithd6ConfigIn(tmp, r.port, level, 1),
             exit: child?.exit ?? null,
             logLines: child?.lines.length ?? 0,
             firstLogLines: child?.lines.slice(0, 20) ?? [],

@@ -1,6 +1,7 @@
 // The systems the bench compares, each reached by the clients at one address and port:
 // direct (the IPv4 server itself), node-pipe (bench/node-pipe.ts), faithd6 (its real CLI on a
-// generated config, a row per worker count), and socat and haproxy when they are installed.
+// generated config, a row per worker count, and a row per other revision asked for), and socat
+// and haproxy when they are installed.
 // All run at once, each on its own port; a relay that is not being measured is idle, so the
 // measurements can interleave.
 import net from 'node:net';
@@ -92,6 +93,11 @@ export function faithd6Name(workers: number): string {
   return workers === 1 ? 'faithd6' : `faithd6 ×${workers}`;
 }
 
+/** The row of faithd6 as built at another revision (`--rev`): `faithd6 @dcba076`. */
+export function faithd6RevisionName(shortRevision: string): string {
+  return `faithd6 @${shortRevision}`;
+}
+
 /**
  * The config the bench runs faithd6 with: one port, `workers` workers (they accept on one
  * shared listening socket), limits out of the way, log level `level`, and a runtime directory
@@ -139,13 +145,19 @@ export function faithd6ConfigIn(dir: string, port: number, level: string, worker
 /**
  * faithd6 through its CLI (`bin/faithd6 run -c FILE`), on `faithd6ConfigIn(dir, …)`; it adds
  * the local route for PREFIX, or leaves it alone when another instance already did (and then
- * does not remove it either).
+ * does not remove it either). `tree` is the compiled checkout whose bin/faithd6 runs: this
+ * repository, or another revision's worktree (then named `name`).
  */
-export async function startFaithd6(port: number, dir: string, level: string, workers: number): Promise<System> {
-  const name = faithd6Name(workers);
+export async function startFaithd6(
+  port: number,
+  dir: string,
+  level: string,
+  workers: number,
+  { tree = ROOT, name = faithd6Name(workers) }: { tree?: string; name?: string } = {},
+): Promise<System> {
   const file = join(dir, `faithd6-${port}.yaml`);
   await writeFile(file, faithd6ConfigIn(dir, port, level, workers));
-  const child = new Child(name, process.execPath, [join(ROOT, 'bin', 'faithd6'), 'run', '-c', file]);
+  const child = new Child(name, process.execPath, [join(tree, 'bin', 'faithd6'), 'run', '-c', file]);
   return started(name, child, TRANSLATED, port);
 }
 
