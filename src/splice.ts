@@ -126,7 +126,11 @@ export class Pump {
   }
 }
 
-/** Set by each read, taken by the buffer() call node:net makes right after it. */
+/**
+ * Set by each read, taken by the buffer() call node:net makes right after it. Should a read
+ * callback throw, buffer() is not called, but the exception ends the worker (it has no
+ * uncaughtException handler), so a stale value never reaches another socket.
+ */
 let upcoming: Buffer = pool.shared;
 
 /**

@@ -68,6 +68,95 @@ t.test('many connections sharing the read buffer never see each other’s bytes'
   t.equal(pool.inUse, 0);
 });
 
+t.test('bulk streams and small exchanges at once: each gets its own bytes', async (t) => {
+  // Own buffers and the shared one in use side by side: a socket reading into another's
+  // buffer would show here as a corrupted stream.
+  const bulk = randomBytes(16 << 20);
+  const port = await backend(t, (socket) => {
+    socket.once('data', (first: Buffer) => {
+      if (first[0] === 0x42) socket.end(bulk); // 'B': send the bulk payload
+      else {
+        socket.write(first);
+        socket.pipe(socket);
+      }
+    });
+  });
+  const rig = await relayTo(t, port);
+  const bulks = Array.from({ length: 3 }, async () => {
+    const client = connect(rig.port);
+    const got = drain(client);
+    client.end('B');
+    const { data, end } = await got;
+    return end === 'eof' && sha(data) === sha(bulk);
+  });
+  const small = Array.from({ length: 40 }, async () => {
+    const payload = randomBytes(20 * 500);
+    payload[0] = 0x53; // not 'B'
+    const client = connect(rig.port);
+    const got = drain(client);
+    await once(client, 'connect');
+    for (let i = 0; i < 20; i++) {
+      client.write(payload.subarray(i * 500, (i + 1) * 500));
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    client.end();
+    const { data, end } = await got;
+    return end === 'eof' && data.equals(payload);
+  });
+  t.equal((await Promise.all(bulks)).filter(Boolean).length, 3, 'every bulk stream intact');
+  t.equal((await Promise.all(small)).filter(Boolean).length, 40, 'every small exchange echoed intact');
+  await until(() => pool.inUse === 0);
+});
+
+t.test('a small chunk stuck behind a full client is not overwritten by other connections', async (t) => {
+  // A's server sends small pieces (each read goes through the shared buffer) to a client that
+  // does not read, until the relay's write to it is stuck; meanwhile B's traffic reads into the
+  // shared buffer. A's stuck chunk must still be A's bytes when A reads again.
+  const payload = randomBytes(24 << 20);
+  let stalled!: (was: boolean) => void;
+  const stuck = new Promise<boolean>((resolve) => (stalled = resolve));
+  const port = await backend(t, (socket) => {
+    socket.once('data', async (first: Buffer) => {
+      if (first[0] !== 0x41) {
+        socket.write(first);
+        socket.pipe(socket);
+        return;
+      }
+      for (let at = 0; at < payload.length; at += 1000) {
+        if (!socket.write(payload.subarray(at, at + 1000))) {
+          const drained = await Promise.race([once(socket, 'drain').then(() => true), new Promise((resolve) => setTimeout(resolve, 300, false))]);
+          if (!drained) {
+            stalled(true);
+            await once(socket, 'drain');
+          }
+        } else await new Promise((resolve) => setImmediate(resolve));
+      }
+      stalled(false);
+      socket.end();
+    });
+  });
+  const rig = await relayTo(t, port);
+  const a = connect(rig.port);
+  a.pause();
+  a.write('A');
+  t.equal(await stuck, true, 'the relay got stuck writing to A');
+  const echoes = Array.from({ length: 20 }, async () => {
+    const mine = randomBytes(8000);
+    mine[0] = 0x45;
+    const b = connect(rig.port);
+    const got = drain(b);
+    b.end(mine);
+    const { data } = await got;
+    return data.equals(mine);
+  });
+  t.equal((await Promise.all(echoes)).filter(Boolean).length, 20, 'the other connections are echoed intact');
+  const got = drain(a);
+  a.resume();
+  const { data, end } = await got;
+  t.equal(end, 'eof');
+  t.equal(sha(data), sha(payload), "A's stream arrives whole and unchanged");
+});
+
 t.test('a client that does not read holds at most one chunk in the relay', async (t) => {
   const payload = randomBytes(32 << 20);
   const port = await backend(t, (socket) => socket.end(payload));
