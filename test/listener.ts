@@ -1,6 +1,7 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { createInterface } from 'node:readline';
 import t from 'tap';
 import { bindHandle, boundPort, Listener } from '../src/listener.js';
 
@@ -55,4 +56,65 @@ t.test('a closed listener accepts no more', async (t) => {
   const client = net.connect({ host: '::1', port });
   const [err] = (await once(client, 'error')) as [NodeJS.ErrnoException];
   t.equal(err.code, 'ECONNREFUSED');
+});
+
+t.test('out of descriptors, the listener goes on and accepts again once some are free', async (t) => {
+  // At EMFILE libuv accepts the waiting connections with a spare descriptor and closes them at
+  // once, without telling the listener (the worker's descriptor cap exists because of that);
+  // what must hold is that the listener survives it and accepts again.
+  const fixture = new URL('./fixtures/accept-limited.js', import.meta.url).pathname;
+  // Node needs about 20 descriptors: 40 leaves room for a few connections, not for 60. tap
+  // adds its coverage loader to every node it spawns (NODE_OPTIONS), and that loader needs
+  // descriptors of its own: `env -u` keeps it out.
+  const args = ['-u', 'NODE_OPTIONS', 'prlimit', '--nofile=40:40', process.execPath, fixture];
+  const child = spawn('env', args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill();
+  });
+  const lines = createInterface({ input: child.stdout });
+  const messages: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
+  lines.on('line', (line) => {
+    messages.push(JSON.parse(line) as Record<string, unknown>);
+    waiters.splice(0).forEach((wake) => wake());
+  });
+  const next = async (key: string): Promise<Record<string, unknown>> => {
+    for (;;) {
+      const found = messages.findIndex((message) => key in message);
+      if (found >= 0) return messages.splice(found, 1)[0] as Record<string, unknown>;
+      await new Promise<void>((resolve) => waiters.push(resolve));
+    }
+  };
+  const count = async (): Promise<number> => {
+    child.stdin.write('count\n');
+    return (await next('held')).held as number;
+  };
+  const port = (await next('port')).port as number;
+  const clients = Array.from({ length: 60 }, () => {
+    const client = net.connect({ host: '::1', port });
+    client.on('error', () => {});
+    return client;
+  });
+  t.teardown(() => clients.forEach((client) => client.destroy()));
+  const closed = clients.map((client) => once(client, 'close').then(() => true));
+  // Those past the limit are closed by libuv; wait for the first of them.
+  await Promise.race(closed);
+  const held = await count();
+  t.ok(held > 0 && held < 60, `it held what its descriptors allowed (${held} of 60)`);
+  child.stdin.write('free\n');
+  let after = -1;
+  for (let tries = 0; after !== 0 && tries < 100; tries++) after = await count();
+  const late = net.connect({ host: '::1', port });
+  late.on('error', () => {});
+  clients.push(late);
+  await once(late, 'connect');
+  let accepted = 0;
+  for (let tries = 0; accepted === 0 && tries < 100; tries++) {
+    accepted = await count();
+    if (accepted === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.equal(accepted, 1, 'once descriptors are free, the next connection is accepted');
+  t.equal(child.exitCode, null, 'and the process never died');
+  child.stdin.end();
+  await once(child, 'exit');
 });
