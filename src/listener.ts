@@ -54,9 +54,10 @@ export function boundPort(handle: TcpHandle): number | undefined {
 /**
  * Accepts on a bound handle. Each connection arrives as a paused socket that reads into the
  * relay's buffers (READ_INTO), half-open allowed, with TCP_NODELAY and keepalive (probes after
- * `keepAliveDelay` ms idle) set; accept failures (EMFILE, ENFILE, ENOBUFS)
- * are reported and the listener goes on: libuv keeps it, and on EMFILE accepts and closes the
- * waiting connection with a spare descriptor so that it does not spin.
+ * `keepAliveDelay` ms idle) set. The listener outlives accept failures: at EMFILE and ENFILE
+ * libuv accepts and closes the waiting connections with a spare descriptor, so that it does not
+ * spin, and reports nothing (test/listener.ts); other failures (ENOBUFS, ENOMEM, EPERM) go to
+ * `onError` with their errno name.
  */
 export class Listener {
   private readonly handle: TcpHandle;

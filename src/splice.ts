@@ -65,8 +65,7 @@ type Pumped = net.Socket & { [PUMP]?: Pump };
 export class Pump {
   private readonly src: net.Socket;
   private readonly dst: net.Socket;
-  /** Where the next read lands: the shared buffer, or `own`. */
-  private next: Buffer;
+  /** Where this direction reads while it moves bulk data; otherwise it reads into the shared buffer. */
   private own: Buffer | undefined;
   /** Reading is stopped until the pending write is done. */
   private waiting = false;
@@ -74,7 +73,6 @@ export class Pump {
   constructor(src: net.Socket, dst: net.Socket) {
     this.src = src;
     this.dst = dst;
-    this.next = pool.shared;
     (src as Pumped)[PUMP] = this;
   }
 
@@ -83,7 +81,6 @@ export class Pump {
     if (this.own === undefined) return;
     pool.give(this.own);
     this.own = undefined;
-    this.next = pool.shared;
   }
 
   /** Called with each read; false stops reading until the write it started is done. */
@@ -105,7 +102,6 @@ export class Pump {
       // The bulk has passed; an own buffer still being written is given back at a later read.
       this.release();
     }
-    this.next = this.own ?? pool.shared;
     if (pending) this.waiting = true;
     return !pending;
   }
@@ -121,7 +117,7 @@ export class Pump {
     const pump = (socket as Pumped)[PUMP];
     // No direction yet (the backend connecting): nothing reads before there is one.
     const more = pump === undefined ? false : pump.read(nread, buffer);
-    upcoming = pump?.next ?? pool.shared;
+    upcoming = pump?.own ?? pool.shared;
     return more;
   }
 }

@@ -128,7 +128,6 @@ export class Worker {
 
   /** Starts accepting on the bound socket handle received from the supervisor. */
   listen(handle: TcpHandle): void {
-    this.watchDescriptors();
     const listener = new Listener(handle, KEEPALIVE_DELAY, this.onConnection, this.onAcceptError);
     listener.listen();
     const bound = listener.port;
@@ -137,6 +136,7 @@ export class Worker {
       throw Object.assign(new Error(`listening on port ${bound ?? 'none'}, not ${this.compiled.service.port}`), { code: 'EADDRINUSE' });
     }
     this.listener = listener;
+    this.watchDescriptors();
   }
 
   // An accept error must not kill the worker: the listener goes on (src/listener.ts).

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { Relay, type RelayResult } from '../src/relay.js';
 import { accept, backend, connect, drain, listen, relayTo, sha, TIMEOUTS } from './fixtures/relay-rig.js';
 
