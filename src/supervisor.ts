@@ -5,7 +5,7 @@ import { formatDuration } from './config/duration.js';
 import type { Config, ServiceConfig } from './config/types.js';
 import { sumStats, type DaemonStatus, type PortStatus, type ReloadOutcome } from './control/protocol.js';
 import { FaithdError } from './errors.js';
-import { bindHandle, UV_TCP_IPV6ONLY, type TcpHandle } from './listener.js';
+import { bindHandle, UV_TCP_IPV6ONLY, type TcpHandle } from './relay/listener.js';
 import type { Logger } from './log.js';
 import { addLocalRoutes, removeLocalRoutes } from './system/route.js';
 import { workerIdentity, type Identity } from './system/user.js';

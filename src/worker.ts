@@ -1,14 +1,16 @@
 import net from 'node:net';
 import { AccessPolicy, hostIPv4Addresses } from './access.js';
-import { formatIPv4, parseIPv6, translate, TranslationPrefix } from './address.js';
+import { TranslationPrefix } from './address.js';
 import type { Config, ServiceConfig, TimeoutsConfig } from './config/types.js';
 import { emptyStats } from './control/protocol.js';
 import { Admission, type Ticket } from './limits.js';
 import { openDescriptors, openFileLimit } from './system/descriptors.js';
-import { Listener, type TcpHandle } from './listener.js';
 import { LogLimiter } from './log-limiter.js';
 import { createLogger, type Logger } from './log.js';
-import { KEEPALIVE_DELAY, Relay, reset, type RelayHooks, type RelayResult } from './relay.js';
+import { decide, type Translator } from './relay/decide.js';
+import { dial, KEEPALIVE_DELAY } from './relay/dial.js';
+import { Listener, type TcpHandle } from './relay/listener.js';
+import { Relay, reset, type RelayHooks, type RelayResult } from './relay/relay.js';
 
 /** Messages the supervisor sends a worker. The listen message carries the bound socket. */
 export type ToWorker =
@@ -62,8 +64,8 @@ const CONNECT_FAILURES: ReadonlySet<string> = new Set(['refused', 'unreachable',
 /** What one worker holds: compiled from the config on start and on every reload. */
 interface Compiled {
   readonly service: ServiceConfig;
-  readonly prefixes: readonly TranslationPrefix[];
-  readonly policy: AccessPolicy;
+  /** What the accept decision looks at. */
+  readonly translator: Translator;
   /** The relay's timeouts, and the drain timeout. */
   readonly timeouts: TimeoutsConfig;
 }
@@ -72,16 +74,12 @@ function compile(config: Config, port: number): Compiled {
   const service = config.services.find((s) => s.port === port);
   if (!service) throw new Error(`port ${port} is not in ${config.file}`);
   const prefixes = config.prefixes.map((p) => TranslationPrefix.parse(p));
+  const policy = new AccessPolicy(config.rules, prefixes, hostIPv4Addresses());
   return {
     service,
-    prefixes,
-    policy: new AccessPolicy(config.rules, prefixes, hostIPv4Addresses()),
+    translator: { port: service.port, backendPort: service.backendPort, prefixes, policy },
     timeouts: config.timeouts,
   };
-}
-
-function bracket(address: string | undefined, port: number | undefined): string {
-  return `[${address ?? '?'}]:${port ?? '?'}`;
 }
 
 /**
@@ -139,7 +137,7 @@ export class Worker {
     this.watchDescriptors();
   }
 
-  // An accept error must not kill the worker: the listener goes on (src/listener.ts).
+  // An accept error must not kill the worker: the listener goes on (src/relay/listener.ts).
   private readonly onAcceptError = (code: string): void => {
     this.counts.acceptErrors += 1;
     this.limited.info({ err: code }, 'accept failed', `accept failed: ${code}`);
@@ -194,45 +192,22 @@ export class Worker {
 
   private afterClose: (() => void) | undefined;
 
+  /** One accepted connection, step by step: decide, admit, dial, relay (logged at its close). */
   private readonly onConnection = (socket: net.Socket): void => {
     const { compiled } = this;
-    const dialled = socket.localAddress;
-    const local = dialled === undefined ? undefined : parseIPv6(dialled);
-    const translation = local === undefined ? undefined : translate(compiled.prefixes, local);
-    if (translation === undefined) {
-      // The listener is on [::]:port, so it also gets connections to this host's ordinary
-      // addresses; those are not translations.
-      this.refuse(socket, 'not translated', { dst: dialled });
+    const decision = decide(compiled.translator, socket.localAddress, socket.remoteAddress, socket.remotePort);
+    if (!decision.relay) {
+      this.refuse(socket, decision.end, decision.client, decision.fields);
       return;
     }
-    const backendHost = formatIPv4(translation.ipv4);
-    const backendPort = compiled.service.backendPort;
-    const backend = `${backendHost}:${backendPort}`;
-    const source = parseIPv6(socket.remoteAddress ?? '');
-    const verdict =
-      source === undefined
-        ? undefined
-        : compiled.policy.check(source, translation.ipv4, compiled.service.port);
-    if (verdict === undefined || !verdict.permit) {
-      this.refuse(socket, 'denied', {
-        dst: dialled,
-        backend,
-        reason: verdict?.reason ?? 'unparsable source address',
-        rule: verdict?.rule,
-      });
-      return;
-    }
-    const ticket = this.draining ? 'draining' : this.admission.admit(source as bigint, translation.ipv4);
+    const { dst, backend } = decision;
+    const ticket = this.draining ? 'draining' : this.admission.admit(decision.source, decision.ipv4);
     if (typeof ticket === 'string') {
-      this.refuse(socket, 'limit', { dst: dialled, backend, reason: ticket });
+      this.refuse(socket, 'limit', decision.client, { dst, backend, reason: ticket });
       return;
     }
-    const peers = {
-      client: bracket(socket.remoteAddress, socket.remotePort),
-      dst: dialled as string,
-      backend,
-    };
-    const relay = new Relay(socket, backendHost, backendPort, peers, compiled.timeouts, this.hooks);
+    const peers = { client: decision.client, dst, backend };
+    const relay = new Relay(socket, dial(decision.backendHost, decision.backendPort), peers, compiled.timeouts, this.hooks);
     this.relays.set(relay, ticket);
     this.counts.relayed += 1;
   };
@@ -262,7 +237,7 @@ export class Worker {
     this.afterClose?.();
   }
 
-  private refuse(socket: net.Socket, end: 'not translated' | 'denied' | 'limit', fields: { reason?: string; [field: string]: unknown }): void {
+  private refuse(socket: net.Socket, end: 'not translated' | 'denied' | 'limit', client: string, fields: { readonly reason?: string; readonly [field: string]: unknown }): void {
     if (end === 'denied') {
       this.counts.denied += 1;
       bump(this.counts.deniedBy, fields.reason ?? 'unknown');
@@ -273,7 +248,6 @@ export class Worker {
       this.counts.notTranslated += 1;
     }
     bump(this.counts.ends, end);
-    const client = bracket(socket.remoteAddress, socket.remotePort);
     reset(socket);
     this.limited.info({ client, ...fields, up: 0, down: 0, ms: 0, end }, 'relay closed', fields.reason === undefined ? end : `${end}: ${fields.reason}`);
   }

@@ -3,9 +3,9 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import t from 'tap';
-import { bindHandle, boundPort, Listener } from '../src/listener.js';
+import { bindHandle, boundPort, Listener } from '../../src/relay/listener.js';
 
-// Accepting on libuv's handle directly (src/listener.ts), on real loopback sockets.
+// Accepting on libuv's handle directly (src/relay/listener.ts), on real loopback sockets.
 
 t.test('an accepted socket is paused, half-open, and has keepalive from its listener', async (t) => {
   const handle = bindHandle('::1', 0);
@@ -62,7 +62,7 @@ t.test('out of descriptors, the listener goes on and accepts again once some are
   // At EMFILE libuv accepts the waiting connections with a spare descriptor and closes them at
   // once, without telling the listener (the worker's descriptor cap exists because of that);
   // what must hold is that the listener survives it and accepts again.
-  const fixture = new URL('./fixtures/accept-limited.js', import.meta.url).pathname;
+  const fixture = new URL('../fixtures/accept-limited.js', import.meta.url).pathname;
   // Node needs about 20 descriptors: 40 leaves room for a few connections, not for 60. tap
   // adds its coverage loader to every node it spawns (NODE_OPTIONS), and that loader needs
   // descriptors of its own: `env -u` keeps it out.

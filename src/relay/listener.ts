@@ -1,6 +1,6 @@
 import net, { isIPv6 } from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import { READ_INTO } from './splice.js';
+import { READ_INTO } from './pump.js';
 
 // Listening and accepting on libuv's TCP handle directly, as node:net's Server does inside.
 // faithd6 needs two things the public API does not give: a socket bound in one process and

@@ -1,5 +1,5 @@
-import net from 'node:net';
-import { Pump, READ_INTO } from './splice.js';
+import type net from 'node:net';
+import { Pump } from './pump.js';
 
 /** How a relayed connection ended, in the operator's words; one of these is in every log line. */
 export type EndReason =
@@ -51,9 +51,6 @@ export interface RelayResult {
   readonly error: string | undefined;
 }
 
-/** Idle milliseconds before TCP keepalive probes start, on both sockets of a relay. */
-export const KEEPALIVE_DELAY = 60_000;
-
 function connectFailure(err: NodeJS.ErrnoException): EndReason {
   switch (err.code) {
     case 'ECONNREFUSED':
@@ -77,12 +74,12 @@ function relayOf(socket: net.Socket): Relay {
 }
 
 /**
- * Splices one accepted client socket to a new connection to the backend: half-close in both
- * directions, a reset on either side resets the other, backpressure (a direction stops
- * reading while its write is pending: src/splice.ts), and the connect / idle / half-closed
- * timeouts. The client socket must come from a Listener (src/listener.ts) given
- * KEEPALIVE_DELAY: paused, so nothing is read before the backend can take it, reading into the
- * relay's buffers, with TCP_NODELAY and keepalive.
+ * Splices an accepted client socket to the connection dialled to its backend: half-close in
+ * both directions, a reset on either side resets the other, backpressure (a direction stops
+ * reading while its write is pending: src/relay/pump.ts), and the connect / idle / half-closed
+ * timeouts. The client socket comes from a Listener (src/relay/listener.ts) and the backend's
+ * from dial() (src/relay/dial.ts): the client paused, so that nothing is read before the backend
+ * can take it, both reading into the relay's buffers, with TCP_NODELAY and keepalive.
  *
  * No closure is made per connection: the sockets' listeners are the module's functions below,
  * which find their relay on the socket; per chunk only Pump.read runs.
@@ -103,30 +100,12 @@ export class Relay {
   private up: Pump | undefined;
   private down: Pump | undefined;
 
-  constructor(
-    client: net.Socket,
-    host: string,
-    port: number,
-    peers: RelayPeers,
-    timeouts: RelayTimeouts,
-    hooks: RelayHooks,
-  ) {
+  constructor(client: net.Socket, backend: net.Socket, peers: RelayPeers, timeouts: RelayTimeouts, hooks: RelayHooks) {
     this.client = client;
+    this.backend = backend;
     this.peers = peers;
     this.timeouts = timeouts;
     this.hooks = hooks;
-    // The client socket has TCP_NODELAY and keepalive from its listener (src/listener.ts).
-    const backend = net.connect({
-      host,
-      port,
-      family: 4,
-      allowHalfOpen: true,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: KEEPALIVE_DELAY,
-      onread: READ_INTO,
-    });
-    this.backend = backend;
     (client as Owned)[RELAY] = this;
     (backend as Owned)[RELAY] = this;
     this.connectTimer = setTimeout(connectTimedOut, timeouts.connect, this);

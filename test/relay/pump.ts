@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
 import t from 'tap';
-import { MAX_LENT, OWN_SIZE, pool } from '../src/splice.js';
-import { Relay } from '../src/relay.js';
-import { accept, backend, connect, drain, relayTo, sha, TIMEOUTS } from './fixtures/relay-rig.js';
+import { dial } from '../../src/relay/dial.js';
+import { MAX_LENT, OWN_SIZE, pool } from '../../src/relay/pump.js';
+import { Relay } from '../../src/relay/relay.js';
+import { accept, backend, connect, drain, relayTo, sha, TIMEOUTS } from '../fixtures/relay-rig.js';
 
-// The relay's own read buffers (src/splice.ts): bulk data through own buffers, small reads
+// The relay's own read buffers (src/relay/pump.ts): bulk data through own buffers, small reads
 // through the shared one, at most one chunk in flight per direction, and every lent buffer
 // back in the pool once its connection closed.
 
@@ -162,7 +163,7 @@ t.test('a client that does not read holds at most one chunk in the relay', async
   const port = await backend(t, (socket) => socket.end(payload));
   let relay: Relay | undefined;
   const relayPort = accept(t, (socket) => {
-    relay = new Relay(socket, '127.0.0.1', port, { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, {
+    relay = new Relay(socket, dial('127.0.0.1', port), { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, {
       established: () => {},
       closed: () => {},
     });

@@ -3,8 +3,9 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import t from 'tap';
-import { Relay, type RelayResult } from '../src/relay.js';
-import { accept, backend, connect, drain, listen, relayTo, sha, TIMEOUTS } from './fixtures/relay-rig.js';
+import { dial } from '../../src/relay/dial.js';
+import { Relay, type RelayResult } from '../../src/relay/relay.js';
+import { accept, backend, connect, drain, listen, relayTo, sha, TIMEOUTS } from '../fixtures/relay-rig.js';
 
 // The relay between real loopback sockets (test/fixtures/relay-rig.ts): a "translator"
 // listener on ::1, the worker's own Listener, relays to a backend on 127.0.0.1.
@@ -158,7 +159,7 @@ t.test('stop() resets both sides', async (t) => {
   const result = new Promise<RelayResult>((resolve) => (closed = resolve));
   const port = await backend(t, () => {});
   const relayPort = accept(t, (socket) => {
-    relay = new Relay(socket, '127.0.0.1', port, { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, {
+    relay = new Relay(socket, dial('127.0.0.1', port), { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, {
       established: () => {},
       closed: (_r, r) => closed(r),
     });
