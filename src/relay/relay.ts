@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import { confirmEnd } from './end.js';
 import { Pump } from './pump.js';
 
 /** How a relayed connection ended, in the operator's words; one of these is in every log line. */
@@ -81,6 +82,9 @@ function relayOf(socket: net.Socket): Relay {
  * from dial() (src/relay/dial.ts): the client paused, so that nothing is read before the backend
  * can take it, both reading into the relay's buffers, with TCP_NODELAY and keepalive.
  *
+ * An end of stream is forwarded as a FIN only once the kernel has confirmed it (src/relay/end.ts):
+ * a reset that node:net reported as an end is forwarded as a reset.
+ *
  * No closure is made per connection: the sockets' listeners are the module's functions below,
  * which find their relay on the socket; per chunk only Pump.read runs.
  */
@@ -143,10 +147,19 @@ export class Relay {
   }
 
   /**
+   * @internal node:net says `from` ended; a FIN only once the kernel says so too. A reset that
+   * came instead surfaces as `from`'s error (onError).
+   */
+  onEnd(from: net.Socket): void {
+    if (this.end === undefined) confirmEnd(from, finConfirmed);
+  }
+
+  /**
    * @internal A FIN from `from` is forwarded as a half-close, after whatever that direction
    * still has to write.
    */
-  onEnd(from: net.Socket): void {
+  onFin(from: net.Socket): void {
+    if (this.end !== undefined) return;
     (from === this.client ? this.backend : this.client).end();
     this.halves += 1;
     // The client socket's timer sees every byte either way: it reads one direction and
@@ -211,6 +224,9 @@ function backendConnected(this: net.Socket): void {
 }
 function socketEnded(this: net.Socket): void {
   relayOf(this).onEnd(this);
+}
+function finConfirmed(socket: net.Socket): void {
+  relayOf(socket).onFin(socket);
 }
 function clientTimedOut(this: net.Socket): void {
   relayOf(this).onTimeout();
