@@ -6,7 +6,7 @@ import { ControlServer } from './control/server.js';
 import type { Config } from './config/types.js';
 import { FaithdError } from './errors.js';
 import type { Logger } from './log.js';
-import { Supervisor } from './supervisor.js';
+import { Supervisor, type SupervisorOptions } from './supervisor.js';
 import { systemdNotifier, watchdogInterval } from './system/notify.js';
 
 /** How often STATUS= is refreshed for `systemctl status`. */
@@ -24,9 +24,9 @@ export type StartReport =
  * The daemon process around the supervisor: the runtime directory with the pidfile and the
  * control socket, signals, systemd notifications and the watchdog. Resolves once it stopped.
  */
-export async function runDaemon(config: Config, log: Logger): Promise<void> {
-  const supervisor = new Supervisor(config, log);
-  const notifier = systemdNotifier(process.env, process.pid, log);
+export async function runDaemon(config: Config, log: Logger, options: SupervisorOptions = { routes: true }): Promise<void> {
+  const supervisor = new Supervisor(config, log, options);
+  const notifier = systemdNotifier(process.pid, log);
   const dir = config.runtimeDirectory;
   let control: ControlServer | undefined;
   const timers: NodeJS.Timeout[] = [];

@@ -7,7 +7,7 @@ import { sumStats, type DaemonStatus, type PortStatus, type ReloadOutcome } from
 import { FaithdError } from './errors.js';
 import { bindHandle, UV_TCP_IPV6ONLY, type TcpHandle } from './relay/listener.js';
 import type { Logger } from './log.js';
-import { addLocalRoutes, removeLocalRoutes } from './system/route.js';
+import { addLocalRoutes, removeLocalRoutes, requireLocalRoutes } from './system/route.js';
 import { workerIdentity, type Identity } from './system/user.js';
 import { version } from './version.js';
 import type { FromWorker, ToWorker, WorkerStats } from './worker.js';
@@ -79,6 +79,15 @@ interface Port {
   readonly slots: Slot[];
 }
 
+/** How the supervisor was started, beside its config. */
+export interface SupervisorOptions {
+  /**
+   * Whether `route: manage` is this process's job. False under systemd: the unit's privileged
+   * ExecStartPre=+/ExecStopPost=+ lines own the routes, and the sandboxed daemon never runs `ip`.
+   */
+  readonly routes: boolean;
+}
+
 /**
  * The main process: loads the config, installs the local routes, binds each service port,
  * forks its workers and restarts any that die, and runs the graceful stop.
@@ -99,9 +108,12 @@ export class Supervisor {
   /** Resolves once the supervisor has stopped and cleaned up. */
   readonly done: Promise<void>;
 
-  constructor(config: Config, log: Logger) {
+  private readonly options: SupervisorOptions;
+
+  constructor(config: Config, log: Logger, options: SupervisorOptions = { routes: true }) {
     this.config = config;
     this.log = log;
+    this.options = options;
     this.done = new Promise((resolve) => {
       this.stopped = resolve;
     });
@@ -111,9 +123,11 @@ export class Supervisor {
   async start(): Promise<void> {
     try {
       this.identity = workerIdentity(this.config.user, this.config.file);
-      if (this.config.route === 'manage') {
+      if (this.config.route === 'manage' && this.options.routes) {
         this.addedRoutes = await addLocalRoutes(this.config.prefixes);
         for (const prefix of this.addedRoutes) this.log.info({ prefix }, 'local route added');
+      } else if (this.config.route === 'manage') {
+        await requireLocalRoutes(this.config.prefixes);
       }
       for (const service of this.config.services) this.ports.set(service.port, this.openPort(service));
       await Promise.all([...this.ports.values()].flatMap((p) => p.slots.map((slot) => this.spawn(slot))));

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import sdNotify from 'systemd-notify';
 
 /** What the notifier logs through (a pino logger fits). */
 export interface NotifyLog {
@@ -21,7 +22,7 @@ export interface Notifier {
   flush(): Promise<void>;
 }
 
-/** The program that sends; found on the PATH of the environment given to systemdNotifier. */
+/** The program that sends; found on the PATH of process.env. */
 const BINARY = 'systemd-notify';
 /**
  * systemd-notify 252 waits (up to 5 s, its own bound) for systemd to take a barrier after the
@@ -37,71 +38,89 @@ function oneLine(text: string): string {
   return text.replace(/[\r\n\0]+/g, ' ').trim();
 }
 
+/** One message: for the systemd-notify package, or assignments for the binary itself. */
+type Message = { readonly ready: boolean; readonly status?: string } | readonly string[];
+
+/** What a message says, for the log line of a failed send. */
+function assignments(message: Message): string[] {
+  if (Array.isArray(message)) return [...message];
+  const { ready, status } = message as Exclude<Message, readonly string[]>;
+  return [...(ready ? ['READY=1'] : []), ...(status === undefined ? [] : [`STATUS=${status}`])];
+}
+
+/** The systemd-notify package's own spawn of the binary, bounded like the other path. */
+function sendWithPackage(message: { readonly ready: boolean; readonly status?: string }, pid: number): Promise<void> {
+  const options = { pid, ...(message.ready ? { ready: true } : {}), ...(message.status === undefined ? {} : { status: message.status }) };
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`${BINARY} took over ${SEND_TIMEOUT} ms`), { code: 'ETIMEDOUT' })), SEND_TIMEOUT);
+  });
+  return Promise.race([sdNotify(options).then(() => undefined), bound])
+    .catch((err: unknown) => {
+      // The package rejects with the binary's stderr (a string) when it exits non-zero.
+      throw err instanceof Error ? err : new Error(`${BINARY} failed: ${String(err)}`);
+    })
+    .finally(() => clearTimeout(timer));
+}
+
+/** `systemd-notify --pid=PID -- ASSIGNMENT…` for what the package cannot say. */
+function sendWithBinary(message: readonly string[], pid: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // --pid attributes the message to the supervisor (systemd-notify would otherwise name
+    // itself or its parent); -- keeps any text from being read as an option.
+    execFile(BINARY, [`--pid=${pid}`, '--', ...message], { timeout: SEND_TIMEOUT, killSignal: 'SIGKILL', windowsHide: true }, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
 /**
- * A notifier that runs `systemd-notify --pid=PID -- ASSIGNMENT…` once per message, one at a
- * time, or undefined when NOTIFY_SOCKET is unset (not started by systemd: nothing to tell).
- * The `systemd-notify` npm package can only say READY=1 and STATUS=, hence the binary itself.
- * A send that fails is logged once at warn and never throws.
+ * The one notify interface of the daemon, or undefined when NOTIFY_SOCKET is unset (not started
+ * by systemd: nothing to tell). READY=1 and STATUS= go through the `systemd-notify` package,
+ * which runs `systemd-notify --ready --pid=PID --status=…` (so systemd also learns MAINPID);
+ * RELOADING=1, STOPPING=1 and WATCHDOG=1, which the package cannot say, through the same binary
+ * with `--pid=PID -- ASSIGNMENT…`. Both read process.env (NOTIFY_SOCKET, PATH) when they send.
+ * Messages go one at a time, in order; a send that fails is logged once at warn and never throws.
  */
-export function systemdNotifier(env: NodeJS.ProcessEnv = process.env, pid: number = process.pid, log?: NotifyLog): Notifier | undefined {
-  const socket = env.NOTIFY_SOCKET;
+export function systemdNotifier(pid: number = process.pid, log?: NotifyLog): Notifier | undefined {
+  const socket = process.env.NOTIFY_SOCKET;
   if (socket === undefined || socket === '') return undefined;
   let tail: Promise<void> = Promise.resolve();
   let warned = false;
   /** Set once the binary is found missing: spawning it again every watchdog tick is pointless. */
   let missing = false;
 
-  const fail = (err: Error & { code?: unknown }, assignments: string[]): void => {
+  const fail = (err: Error & { code?: unknown }, message: Message): void => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') missing = true;
     if (warned) return;
     warned = true;
     log?.warn(
-      { err: err.message, code: err.code, sent: assignments, socket, path: env.PATH },
+      { err: err.message, code: err.code, sent: assignments(message), socket, path: process.env.PATH },
       missing
         ? `cannot notify systemd: ${BINARY} is not on the PATH; no further notifications are sent`
         : `cannot notify systemd: ${BINARY} failed; further failures are not logged`,
     );
   };
 
-  const send = (assignments: string[]): void => {
-    tail = tail.then(
-      () =>
-        new Promise<void>((resolve) => {
-          if (missing) return resolve();
-          // --pid attributes the message to the supervisor (systemd-notify would otherwise
-          // name itself or its parent); -- keeps any text from being read as an option.
-          try {
-            execFile(
-              BINARY,
-              [`--pid=${pid}`, '--', ...assignments],
-              { env, timeout: SEND_TIMEOUT, killSignal: 'SIGKILL', windowsHide: true },
-              (err) => {
-                if (err) {
-                  if ((err as NodeJS.ErrnoException).code === 'ENOENT') missing = true;
-                  fail(err, assignments);
-                }
-                resolve();
-              },
-            );
-          } catch (err) {
-            // execFile throws at once on arguments it cannot pass (a NUL byte in the
-            // environment): a rejected link would silence every later message.
-            fail(err as Error, assignments);
-            resolve();
-          }
-        }),
-    );
+  const send = (message: Message): void => {
+    tail = tail.then(async () => {
+      if (missing) return;
+      try {
+        await (Array.isArray(message) ? sendWithBinary(message as readonly string[], pid) : sendWithPackage(message as { ready: boolean; status?: string }, pid));
+      } catch (err) {
+        fail(err as Error, message);
+      }
+    });
   };
 
   return {
     ready(status) {
-      send(status === undefined ? ['READY=1'] : ['READY=1', `STATUS=${oneLine(status)}`]);
+      send(status === undefined ? { ready: true } : { ready: true, status: oneLine(status) });
     },
     reloading() {
       // uv_hrtime, behind process.hrtime, reads CLOCK_MONOTONIC: the clock systemd compares with.
       send(['RELOADING=1', `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`]);
     },
     status(text) {
-      send([`STATUS=${oneLine(text)}`]);
+      send({ ready: false, status: oneLine(text) });
     },
     stopping() {
       send(['STOPPING=1']);

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { parseNetwork6 } from '../address.js';
 import { FaithdError } from '../errors.js';
 
 /**
@@ -26,7 +27,7 @@ export interface RouteOutcome {
     | 'absent'; // down: there was none
 }
 
-type IpError = Error & { stderr?: string; cause?: NodeJS.ErrnoException };
+type IpError = Error & { stderr?: string; cause?: NodeJS.ErrnoException & { code?: number | string } };
 
 /** Runs `ip` with arguments; resolves with stdout, rejects with its stderr as the message. */
 function ip(args: readonly string[]): Promise<string> {
@@ -34,7 +35,7 @@ function ip(args: readonly string[]): Promise<string> {
     execFile('ip', args, { timeout: 10_000 }, (err, stdout, stderr) => {
       if (err) {
         const detail = stderr.trim() || err.message;
-        reject(Object.assign(new Error(`ip ${args.join(' ')}: ${detail}`), { stderr: detail, cause: err }));
+        reject(Object.assign(new Error(`ip ${args.join(' ')}: ${detail}`), { stderr: stderr.trim(), cause: err }));
       } else {
         resolve(stdout);
       }
@@ -68,7 +69,16 @@ async function routeError(prefix: string, verb: string, err: IpError): Promise<F
   if (err.cause?.code === 'ENOENT') {
     return new FaithdError('ROUTE', `${what}: the ip command is not installed; faithd6 needs iproute2 (apt-get install iproute2)`, { cause: err });
   }
-  const detail = err.stderr ?? err.message;
+  if (err.stderr === '' && typeof err.cause?.code === 'number') {
+    // iproute2 run without root drops its capabilities with capset(2) first; where a seccomp
+    // filter denies that call (systemd's SystemCallFilter=~@privileged), it exits 1 silently.
+    return new FaithdError(
+      'NO_PERMISSION',
+      `${what}: ip exited ${err.cause.code} without a word; it lacks privileges: run it as root, and under systemd the line needs its "+" (ExecStartPre=+faithd6 route up), outside the unit's sandbox`,
+      { cause: err },
+    );
+  }
+  const detail = err.stderr || err.message;
   if (/not permitted/i.test(detail)) {
     return new FaithdError(
       'NO_PERMISSION',
@@ -165,4 +175,42 @@ export async function removeLocalRoutes(prefixes: readonly string[]): Promise<Ro
     }
   }
   return outcomes;
+}
+
+/** RTF_LOCAL (linux/ipv6_route.h): the route's addresses are this host's own. */
+const RTF_LOCAL = 0x80000000;
+
+/**
+ * Whether a local route for exactly this prefix is in any table, read from the kernel's own
+ * listing (/proc/self/net/ipv6_route: this process's network namespace) rather than with
+ * `ip`: what a sandboxed daemon may do. It does not tell whose route it is (the listing has no
+ * protocol field), which is what localRouteState() is for.
+ */
+export async function localRoutePresent(prefix: string, listing = '/proc/self/net/ipv6_route'): Promise<boolean> {
+  const { base, length } = parseNetwork6(prefix);
+  const dest = base.toString(16).padStart(32, '0');
+  const plen = length.toString(16).padStart(2, '0');
+  // dest plen src srcplen nexthop metric refcnt use flags device, hex but the device.
+  for (const line of (await readFile(listing, 'utf8')).split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10 || f[0] !== dest || f[1] !== plen) continue;
+    if ((Number.parseInt(f[8]!, 16) & RTF_LOCAL) !== 0) return true;
+  }
+  return false;
+}
+
+/**
+ * For a daemon that leaves the routes to its service manager: fails at start, before any
+ * listener, when a prefix has no local route, since nothing would reach the listeners then.
+ * A config error's exit status (78), not a crash's: restarting would not add the route.
+ */
+export async function requireLocalRoutes(prefixes: readonly string[]): Promise<void> {
+  const missing: string[] = [];
+  for (const prefix of prefixes) if (!(await localRoutePresent(prefix))) missing.push(prefix);
+  if (missing.length > 0) {
+    throw new FaithdError(
+      'CONFIG',
+      `no local route for ${missing.join(', ')}: run as --no-routes, faithd6 does not add routes itself; "faithd6 route up" (the unit's ExecStartPre=+) must add them first, and its error, if any, says why it did not`,
+    );
+  }
 }

@@ -51,12 +51,12 @@ t.test('the unit says what the daemon and the design rely on', async (t) => {
   const one = (key: string): string | undefined => service.get(key)?.join('\n');
   t.equal(one('Type'), 'notify');
   t.equal(one('NotifyAccess'), 'all', 'systemd-notify is a child of the main process');
-  t.same(service.get('ExecStartPre'), [`${INSTALLED} check -q -c /etc/faithd6.yaml`, `+${INSTALLED} route up -c /etc/faithd6.yaml`]);
-  t.equal(one('ExecStart'), `${INSTALLED} run -c /etc/faithd6.yaml`);
+  t.same(service.get('ExecStartPre'), [`-+${INSTALLED} route up -c /etc/faithd6.yaml`], 'privileged; its failure judged by the daemon\'s exit status');
+  t.equal(one('ExecStart'), `${INSTALLED} run --no-routes -c /etc/faithd6.yaml`);
   t.equal(one('ExecReload'), `${INSTALLED} reload -c /etc/faithd6.yaml`);
   t.equal(one('ExecStopPost'), `+${INSTALLED} route down -c /etc/faithd6.yaml`);
   t.equal(one('Restart'), 'on-failure');
-  t.equal(one('RestartPreventExitStatus'), '78', 'a bad config file does not crash-loop');
+  t.equal(one('RestartPreventExitStatus'), '77 78', 'a bad config file or a missing permission does not crash-loop');
   t.equal(one('KillMode'), 'mixed');
   t.ok(Number(one('TimeoutStopSec')) > 35, 'the stop timeout exceeds the default drain (30 s) plus the workers\' grace (5 s)');
   t.equal(one('WatchdogSec'), '30');
