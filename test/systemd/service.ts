@@ -1,0 +1,279 @@
+// The shipped unit under a real systemd 252: a Debian tree booted with systemd-nspawn in the
+// translator's namespace of the three-host network, faithd6 installed into it as the README
+// says (npm pack, npm install -g, the user, the edited example config, the unit), and then
+// driven through systemctl and journalctl while real clients in c6 reach the server in s4.
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import t, { type Test } from 'tap';
+import { parseDocument } from 'yaml';
+import { ADDR, PREFIX, ROOT, buildNetwork, isDone, translate, type Line } from '../fixtures/netns.js';
+import { bootMachine, missingTools, type Machine } from '../fixtures/machine.js';
+import type { DaemonStatus } from '../../src/control/protocol.js';
+
+const execFileP = promisify(execFile);
+const PORT = 5999;
+const UNIT = 'faithd6.service';
+const DST6 = translate(ADDR.server4);
+
+// Not skipped when missing: CI installs them (.ci/run), and this is the test of the unit.
+const missing = missingTools();
+if (missing !== undefined) throw new Error(`test/systemd/service.ts needs a real systemd to boot: ${missing}`);
+
+/** The shipped example, edited as an operator would for this network: its prefix, its server. */
+async function exampleConfig(): Promise<string> {
+  const doc = parseDocument(await readFile(join(ROOT, 'etc', 'faithd6.yaml'), 'utf8'));
+  doc.setIn(['prefixes', 0], PREFIX);
+  doc.setIn(['rules', 1, 'to'], `${ADDR.server4}/32`);
+  return doc.toString();
+}
+
+/** The README's install steps, into the machine's tree. */
+async function install(root: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'faithd6-pack-'));
+  try {
+    // Without tap's coverage hook (its child_process wrapper puts NODE_OPTIONS back; env -u removes it).
+    const npm = (args: string[], cwd: string) => execFileP('env', ['-u', 'NODE_OPTIONS', 'npm', ...args], { cwd, timeout: 180_000 });
+    const packed = await npm(['pack', '--silent', '--pack-destination', dir], ROOT);
+    const tgz = join(dir, packed.stdout.trim().split('\n').pop()!);
+    await npm(['install', '-g', '--prefix', join(root, 'usr/local'), '--no-audit', '--no-fund', tgz], dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  // The same Debian release: the host's node runs there (its libraries are in the tree).
+  await copyFile(process.execPath, join(root, 'usr/bin/node'));
+  await execFileP('chroot', [root, 'useradd', '--system', '--no-create-home', '--shell', '/usr/sbin/nologin', 'faithd6']);
+  await writeFile(join(root, 'etc/faithd6.yaml'), await exampleConfig(), { mode: 0o644 });
+  await copyFile(join(ROOT, 'systemd', UNIT), join(root, 'etc/systemd/system', UNIT));
+}
+
+const net = await buildNetwork(t);
+const echo = net.peer('s4', ['server', 'echo', '--host', ADDR.server4, '--port', String(PORT), '--timeout', '300']);
+await echo.waitFor((l) => l.event === 'listening', { timeout: 5000, what: 's4 listening' });
+const machine: Machine = await bootMachine(t, net.ns.xl, install);
+
+/** A client in c6 through the translator: echo N bytes; resolves with its done line. */
+async function client(args: string[], timeout = 20_000): Promise<Line> {
+  return net.peer('c6', ['client', ...args, '--host', DST6, '--port', String(PORT), '--timeout', String(timeout / 1000)]).waitFor(isDone(), { timeout, what: 'client done' });
+}
+
+/** Signals one process of the machine. Never pid 0 or less: kill(1) would take the whole process group, this test's included. */
+async function signal(sig: string, pid: unknown): Promise<number> {
+  if (typeof pid !== 'number' && typeof pid !== 'string') throw new Error(`no pid to signal: ${String(pid)}`);
+  if (!/^[1-9]\d*$/.test(String(pid))) throw new Error(`not a pid to signal: ${String(pid)}`);
+  return (await machine.exec(['kill', `-${sig}`, String(pid)])).code;
+}
+
+async function status(): Promise<DaemonStatus> {
+  const r = await machine.exec(['faithd6', 'status', '--json', '-c', '/etc/faithd6.yaml']);
+  if (r.code !== 0) throw new Error(`faithd6 status exited ${r.code}: ${r.stderr}${r.stdout}`);
+  return JSON.parse(r.stdout) as DaemonStatus;
+}
+
+async function localRoutes(): Promise<string> {
+  return (await execFileP('ip', ['-n', net.ns.xl, '-6', 'route', 'show', 'table', 'local', 'exact', PREFIX])).stdout.trim();
+}
+
+/** The daemon's JSON lines in the journal (systemd's own lines are not JSON). */
+async function logLines(): Promise<Record<string, unknown>[]> {
+  return (await machine.journal(UNIT)).flatMap((l) => {
+    try {
+      const v: unknown = JSON.parse(l);
+      return typeof v === 'object' && v !== null ? [v as Record<string, unknown>] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+async function until(what: string, timeout: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeout} ms`);
+    await sleep(100);
+  }
+}
+
+async function writeConfig(text: string): Promise<void> {
+  await writeFile(join(machine.root, 'etc/faithd6.yaml'), text, { mode: 0o644 });
+}
+
+/** Waits until the unit is neither starting nor stopping, and says where it settled. */
+async function settled(): Promise<string> {
+  let state = '';
+  await until('the unit to settle', 20_000, async () => !['activating', 'deactivating', 'reloading'].includes((state = await machine.property(UNIT, 'ActiveState'))));
+  return state;
+}
+
+async function dropIn(t: Test, name: string, text: string): Promise<void> {
+  const dir = join(machine.root, 'etc/systemd/system', `${UNIT}.d`);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, name), text);
+  t.teardown(async () => {
+    await rm(join(dir, name), { force: true });
+    await machine.systemctl('daemon-reload');
+  });
+  await machine.systemctl('daemon-reload');
+}
+
+t.test('installed as the README says, `systemctl enable --now` returns once it relays', async (t) => {
+  t.equal((await machine.systemctl('daemon-reload')).code, 0);
+  const started = await machine.systemctl('enable', '--now', UNIT);
+  t.equal(started.code, 0, `systemctl enable --now: ${started.stderr.trim()}`);
+  // No retry: Type=notify means the listener accepts once systemctl has returned.
+  const c = await client(['echo', '1M']);
+  t.equal(c.intact, true, 'the first connection after start is relayed, 1 MiB echoed intact');
+  t.equal(await machine.property(UNIT, 'ActiveState'), 'active');
+  t.match(await machine.property(UNIT, 'StatusText'), /ports 5999/, 'STATUS= came through the systemd-notify package');
+  t.match(await localRoutes(), /^local 64:ff9b:1::\/96 dev lo/, 'ExecStartPre=+ added the local route');
+  const s = await status();
+  t.equal(String(s.pid), await machine.property(UNIT, 'MainPID'), 'systemd tracks the supervisor (MAINPID from READY=1)');
+  const users = (await machine.exec(['ps', '-o', 'user=', '-p', [s.pid, ...s.ports[0]!.workers.map((w) => w.pid)].join(',')])).stdout.split('\n').filter(Boolean);
+  t.same(new Set(users), new Set(['faithd6']), 'supervisor and workers run as faithd6');
+});
+
+t.test('log lines reach the journal as JSON, one per connection', async (t) => {
+  const before = (await logLines()).filter((l) => l.msg === 'relay closed').length;
+  for (let i = 0; i < 3; i++) t.equal((await client(['echo', '64K'])).intact, true);
+  await until('three more relay closed lines', 10_000, async () => (await logLines()).filter((l) => l.msg === 'relay closed').length >= before + 3);
+  const closed = (await logLines()).filter((l) => l.msg === 'relay closed');
+  t.equal(closed.length, before + 3, 'exactly one line per connection');
+  t.match(closed[closed.length - 1], { end: 'fin', backend: `${ADDR.server4}:${PORT}`, up: 65536, down: 65536 });
+});
+
+t.test('reload applies a changed rule to new connections while a stream keeps flowing', async (t) => {
+  const example = await exampleConfig();
+  // 8 MiB at 4 MB/s: about two seconds, through the reload.
+  const stream = client(['echo', '8M', '--rate', '4000000'], 30_000);
+  await sleep(500);
+  const doc = parseDocument(example);
+  doc.setIn(['rules', 0, 'from'], '2001:db8:c6::/64');
+  doc.setIn(['rules', 0, 'to'], `${ADDR.server4}/32`);
+  await writeConfig(doc.toString());
+  const reloaded = await machine.systemctl('reload', UNIT);
+  t.equal(reloaded.code, 0, `systemctl reload: ${reloaded.stderr.trim()}`);
+  const denied = await client(['echo', '1K']);
+  t.equal(denied.end, 'ECONNRESET', 'a new connection from c6 is now denied');
+  const s = await stream;
+  t.equal(s.intact, true, 'the stream that was open during the reload arrived whole');
+  t.equal(await machine.property(UNIT, 'ActiveState'), 'active');
+  await writeConfig(example);
+  t.equal((await machine.systemctl('reload', UNIT)).code, 0, 'and back');
+  t.equal((await client(['echo', '1K'])).intact, true, 'permitted again');
+});
+
+t.test('an invalid file fails the reload, and the old config keeps serving', async (t) => {
+  const example = await exampleConfig();
+  await writeConfig(example.replace(/^route: manage$/m, 'route: sometimes'));
+  const reloaded = await machine.systemctl('reload', UNIT);
+  t.not(reloaded.code, 0, 'systemctl reload fails');
+  t.equal(await machine.property(UNIT, 'ActiveState'), 'active', 'the service keeps running');
+  t.equal((await client(['echo', '64K'])).intact, true, 'and relaying as before');
+  const journal = (await machine.journal(UNIT)).join('\n');
+  t.match(journal, /faithd6\.yaml:\d+:\d+: route/, 'the journal names the file, line and key');
+  await writeConfig(example);
+});
+
+t.test('a SIGKILLed worker is replaced while the unit stays active', async (t) => {
+  const before = await status();
+  const worker = before.ports[0]!.workers[0]!.pid!;
+  t.equal(await signal('KILL', worker), 0);
+  await until('a new worker', 10_000, async () => {
+    const w = (await status()).ports[0]!.workers[0]!;
+    return w.pid !== null && w.pid !== worker && w.answering;
+  });
+  t.equal((await client(['echo', '64K'])).intact, true, 'the new worker relays');
+  t.equal(await machine.property(UNIT, 'ActiveState'), 'active');
+  t.equal(await machine.property(UNIT, 'NRestarts'), '0', 'the unit itself was not restarted');
+  t.equal((await status()).pid, before.pid, 'same supervisor');
+});
+
+t.test('the daemon did everything it needed inside the sandbox', async (t) => {
+  const problems = (await logLines()).filter((l) => Number(l.level) >= 50);
+  t.same(problems, [], 'no error or fatal line in the journal');
+  const security = await machine.exec(['systemd-analyze', 'security', UNIT]);
+  const exposure = /Overall exposure level for \S+: ([\d.]+)/.exec(security.stdout);
+  t.ok(exposure !== null && Number(exposure[1]) <= 2.0, `systemd-analyze security on the running system: ${exposure?.[1] ?? security.stdout.slice(-300)} (≤ 2.0)`);
+});
+
+t.test('systemctl stop drains open connections, then removes the route', async (t) => {
+  const stream = client(['echo', '4M', '--rate', '4000000'], 30_000);
+  await sleep(300);
+  const started = Date.now();
+  const stopped = await machine.systemctl('stop', UNIT);
+  t.equal(stopped.code, 0, 'systemctl stop');
+  const s = await stream;
+  t.equal(s.intact, true, 'the open stream finished whole during the drain');
+  t.ok(Date.now() - started >= 400, `stop waited for it (${Date.now() - started} ms)`);
+  t.equal(await machine.property(UNIT, 'ActiveState'), 'inactive');
+  t.equal(await localRoutes(), '', 'ExecStopPost=+ removed the local route');
+  t.ok((await logLines()).some((l) => l.msg === 'stopped'), 'the supervisor said it stopped');
+});
+
+t.test('the watchdog kills a SIGSTOPped supervisor and systemd starts it again', async (t) => {
+  await dropIn(t, 'watchdog.conf', '[Service]\nWatchdogSec=2s\n');
+  t.equal((await machine.systemctl('start', UNIT)).code, 0);
+  const main = await machine.property(UNIT, 'MainPID');
+  // Three times WatchdogSec: alive only because WATCHDOG=1 (the binary's path) keeps coming.
+  await sleep(6000);
+  t.equal(await machine.property(UNIT, 'MainPID'), main, 'WATCHDOG=1 kept it alive for three watchdog periods');
+  t.equal(await signal('STOP', main), 0);
+  await until('a new supervisor', 30_000, async () => {
+    const pid = await machine.property(UNIT, 'MainPID');
+    return pid !== main && pid !== '0' && (await machine.property(UNIT, 'ActiveState')) === 'active';
+  });
+  t.equal(await machine.property(UNIT, 'NRestarts'), '1', 'restarted once');
+  t.match((await machine.journal(UNIT)).join('\n'), /[Ww]atchdog timeout/, 'systemd says why');
+  t.equal((await client(['echo', '64K'])).intact, true, 'the new instance relays');
+  t.equal((await machine.systemctl('stop', UNIT)).code, 0);
+});
+
+t.test('start fails without a crash loop', async (t) => {
+  const example = await exampleConfig();
+  const file = join(machine.root, 'etc/faithd6.yaml');
+  t.teardown(() => writeFile(file, example));
+
+  /** Start fails: the daemon exits `status`, the unit stays failed, nothing is restarted. */
+  async function failsOnce(t: Test, status: string): Promise<string> {
+    await machine.systemctl('reset-failed', UNIT);
+    const mark = (await machine.journal(UNIT)).length;
+    const started = await machine.systemctl('start', UNIT);
+    t.not(started.code, 0, 'systemctl start fails');
+    t.equal(await settled(), 'failed', 'the unit failed');
+    await sleep(1000);
+    t.equal(await machine.property(UNIT, 'ActiveState'), 'failed', 'and stays failed: no restart was scheduled');
+    t.equal(await machine.property(UNIT, 'NRestarts'), '0', 'no restart');
+    t.equal(await machine.property(UNIT, 'ExecMainStatus'), status, `the daemon exited ${status}`);
+    t.equal(await localRoutes(), '', 'no route left behind');
+    return (await machine.journal(UNIT)).slice(mark).join('\n');
+  }
+
+  t.test('a bad config file: 78', async (t) => {
+    await writeFile(file, example.replace(/^route: manage$/m, 'route: sometimes'));
+    t.teardown(() => writeFile(file, example));
+    const journal = await failsOnce(t, '78');
+    t.match(journal, /faithd6\.yaml:\d+:\d+: route/, 'the journal names the file, line and key');
+  });
+
+  t.test('route up without its privileges: 78, no route', async (t) => {
+    // The shipped line without its "+": as the faithd6 user, route up has no CAP_NET_ADMIN.
+    await dropIn(t, 'unprivileged.conf', '[Service]\nExecStartPre=\nExecStartPre=-/usr/local/bin/faithd6 route up -c /etc/faithd6.yaml\n');
+    const journal = await failsOnce(t, '78');
+    t.match(journal, /needs its "\+"/, 'route up says what it lacked');
+    t.match(journal, /no local route for 64:ff9b:1::\/96/, 'the daemon says why it will not start');
+  });
+
+  t.test('a port below 1024 without CAP_NET_BIND_SERVICE: 77', async (t) => {
+    await dropIn(t, 'nocaps.conf', '[Service]\nAmbientCapabilities=\n');
+    const doc = parseDocument(example);
+    doc.setIn(['services', 0, 'port'], 554);
+    doc.setIn(['rules', 1, 'ports', 0], 554);
+    await writeFile(file, doc.toString());
+    t.teardown(() => writeFile(file, example));
+    const journal = await failsOnce(t, '77');
+    t.match(journal, /port 554: permission denied/);
+  });
+});
