@@ -50,6 +50,9 @@ async function install(root: string): Promise<void> {
   await copyFile(join(ROOT, 'systemd', UNIT), join(root, 'etc/systemd/system', UNIT));
 }
 
+// Above tap's 120 s per file: on a fresh machine the Debian tree is built first (about 20 s,
+// more on a slow mirror) and npm fetches faithd6's dependencies from the registry.
+t.setTimeout(10 * 60_000);
 const net = await buildNetwork(t);
 const echo = net.peer('s4', ['server', 'echo', '--host', ADDR.server4, '--port', String(PORT), '--timeout', '300']);
 await echo.waitFor((l) => l.event === 'listening', { timeout: 5000, what: 's4 listening' });
