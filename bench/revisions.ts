@@ -129,7 +129,7 @@ export class Worktrees {
     if (this.parent === null) {
       this.parent = mkdtempSync(join(os.tmpdir(), 'faithd6-bench-revs-'));
       // mkdtemp makes it 0700; faithd6 started as root runs its workers as another user
-      // (`faithd6` or nobody), who must reach the tree to load worker-process.js.
+      // (`faithd6` or nobody), who must reach the tree to load dist/src/worker/process.js.
       chmodSync(this.parent, 0o755);
     }
     const tree = join(this.parent, rev.short);

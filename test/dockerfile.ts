@@ -39,7 +39,7 @@ t.test('the run stage installs production dependencies only, and faithd6 runs on
   t.equal(run('translate', '--prefix', '2001:db8:5999::/96', '192.0.2.10'), '2001:db8:5999::c000:20a\n');
   // The daemon's own modules (supervisor, worker, relay, pino) load from the image's tree.
   t.equal(
-    execFileSync(process.execPath, ['-e', "Promise.all(['supervisor','worker','daemon'].map((m) => import(`./dist/src/${m}.js`))).then(() => console.log('loaded'))"], {
+    execFileSync(process.execPath, ['-e', "Promise.all(['daemon/supervisor','worker/worker','daemon/daemon'].map((m) => import(`./dist/src/${m}.js`))).then(() => console.log('loaded'))"], {
       cwd: dir,
       encoding: 'utf8',
       env: { ...process.env, NODE_OPTIONS: '' },

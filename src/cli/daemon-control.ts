@@ -7,7 +7,7 @@ import { DEFAULTS, type Config } from '../config/types.js';
 import { request } from '../control/client.js';
 import { pidfilePath, socketPath } from '../control/paths.js';
 import type { DaemonStatus, ReloadOutcome } from '../control/protocol.js';
-import type { StartReport } from '../daemon.js';
+import type { StartReport } from '../daemon/daemon.js';
 import { ConfigError, FaithdError, type ErrorCode } from '../errors.js';
 import { packageRoot } from '../version.js';
 import type { CliContext } from './context.js';

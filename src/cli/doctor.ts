@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { EXIT } from '../errors.js';
-import { runDoctor, type Check } from '../system/doctor.js';
+import { runDoctor, type Check } from '../doctor/doctor.js';
 import { DEFAULT_CONFIG, type CliContext } from './context.js';
 
 /** Continuation lines of a multi-line text, indented under their ✓/✗ line. */

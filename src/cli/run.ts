@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
-import { runDaemon } from '../daemon.js';
+import { runDaemon } from '../daemon/daemon.js';
 import { DEFAULT_CONFIG, type CliContext } from './context.js';
 
 /** `faithd6 run`: the daemon in the foreground (what systemd's ExecStart runs). */

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { formatDuration } from '../config/duration.js';
 import { loadConfig } from '../config/load.js';
 import type { DaemonStatus } from '../control/protocol.js';
-import type { WorkerStats } from '../worker.js';
+import type { WorkerStats } from '../worker/messages.js';
 import { DEFAULT_CONFIG, type CliContext } from './context.js';
 import { daemonStatus, runtimeDirectoryOf } from './daemon-control.js';
 

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6, translate, TranslationPrefix } from '../address.js';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6, translate, TranslationPrefix } from '../net/address.js';
 import { loadConfig } from '../config/load.js';
 import { FaithdError } from '../errors.js';
 import { DEFAULT_CONFIG, type CliContext } from './context.js';

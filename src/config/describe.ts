@@ -1,4 +1,4 @@
-import { TranslationPrefix, formatIPv4, formatIPv6, parseNetwork4 } from '../address.js';
+import { TranslationPrefix, formatIPv4, formatIPv6, parseNetwork4 } from '../net/address.js';
 import { formatDuration } from './duration.js';
 import type { Config, LoadedConfig, RuleConfig } from './types.js';
 

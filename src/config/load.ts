@@ -26,10 +26,10 @@ import {
   parseNetwork6,
   type Network4,
   type Network6,
-} from '../address.js';
+} from '../net/address.js';
 import { ConfigError } from '../errors.js';
 import { formatDuration, parseDuration } from './duration.js';
-import { NON_GLOBAL_IPV4 } from './non-global.js';
+import { NON_GLOBAL_IPV4 } from '../net/non-global.js';
 import { readConfigFile } from './read.js';
 import {
   DEFAULTS,

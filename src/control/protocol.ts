@@ -1,4 +1,4 @@
-import type { WorkerStats } from '../worker.js';
+import type { WorkerStats } from '../worker/messages.js';
 
 /** What `faithd6 status` and `reload` ask the daemon over its control socket: one JSON line each way. */
 export type ControlRequest = { readonly cmd: 'status' } | { readonly cmd: 'reload' };
@@ -48,38 +48,4 @@ export interface DaemonStatus {
   readonly lastReload: ReloadOutcome | null;
   readonly ports: readonly PortStatus[];
   readonly totals: WorkerStats;
-}
-
-/** Counters all zero. */
-export function emptyStats(): WorkerStats {
-  return {
-    active: 0,
-    relayed: 0,
-    denied: 0,
-    notTranslated: 0,
-    limited: 0,
-    connectFailed: 0,
-    up: 0,
-    down: 0,
-    acceptErrors: 0,
-    ends: {},
-    deniedBy: {},
-    limitedBy: {},
-  };
-}
-
-/** Adds counters, the per-reason ones key by key; the empty sum is all zeros. */
-export function sumStats(all: Iterable<WorkerStats>): WorkerStats {
-  const sum = emptyStats();
-  for (const stats of all) {
-    for (const [key, value] of Object.entries(stats) as [keyof WorkerStats, number | Record<string, number>][]) {
-      if (typeof value === 'number') {
-        (sum[key] as number) += value;
-      } else {
-        const into = sum[key] as Record<string, number>;
-        for (const [reason, n] of Object.entries(value)) into[reason] = (into[reason] ?? 0) + n;
-      }
-    }
-  }
-  return sum;
 }

@@ -1,5 +1,5 @@
-import type { AccessPolicy } from '../access.js';
-import { formatIPv4, parseIPv6, translate, type TranslationPrefix } from '../address.js';
+import type { AccessPolicy } from '../policy/access.js';
+import { formatIPv4, parseIPv6, translate, type TranslationPrefix } from '../net/address.js';
 
 /** What the accept decision looks at, compiled from the config for one service port. */
 export interface Translator {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { parseNetwork6 } from '../address.js';
+import { parseNetwork6 } from '../net/address.js';
 import { FaithdError } from '../errors.js';
 
 /**

@@ -1,8 +1,8 @@
 // The accept decision as a pure function: translate the dialled address, apply the rules.
 // No socket and no root: the addresses an accepted socket would report are enough.
 import t from 'tap';
-import { AccessPolicy } from '../../src/access.js';
-import { TranslationPrefix } from '../../src/address.js';
+import { AccessPolicy } from '../../src/policy/access.js';
+import { TranslationPrefix } from '../../src/net/address.js';
 import { decide, type Translator } from '../../src/relay/decide.js';
 import { v4, v6 } from '../fixtures/addresses.js';
 

@@ -1,13 +1,13 @@
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { request } from './control/client.js';
-import { pidfilePath, socketPath } from './control/paths.js';
-import type { ControlRequest, ControlResponse, DaemonStatus, ReloadOutcome } from './control/protocol.js';
-import { ControlServer } from './control/server.js';
-import type { Config } from './config/types.js';
-import { FaithdError } from './errors.js';
-import type { Logger } from './log.js';
+import { request } from '../control/client.js';
+import { pidfilePath, socketPath } from '../control/paths.js';
+import type { ControlRequest, ControlResponse, DaemonStatus, ReloadOutcome } from '../control/protocol.js';
+import { ControlServer } from '../control/server.js';
+import type { Config } from '../config/types.js';
+import { FaithdError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { Supervisor, type SupervisorOptions } from './supervisor.js';
-import { systemdNotifier, watchdogInterval } from './system/notify.js';
+import { systemdNotifier, watchdogInterval } from '../system/notify.js';
 
 /** How often STATUS= is refreshed for `systemctl status`. */
 const STATUS_INTERVAL = 10_000;

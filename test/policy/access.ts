@@ -1,9 +1,9 @@
 import os from 'node:os';
 import t from 'tap';
-import { AccessPolicy, hostIPv4Addresses, type HostAddresses, type Verdict } from '../src/access.js';
-import { TranslationPrefix } from '../src/address.js';
-import type { RuleConfig } from '../src/config/types.js';
-import { v4, v6 } from './fixtures/addresses.js';
+import { AccessPolicy, hostIPv4Addresses, type HostAddresses, type Verdict } from '../../src/policy/access.js';
+import { TranslationPrefix } from '../../src/net/address.js';
+import type { RuleConfig } from '../../src/config/types.js';
+import { v4, v6 } from '../fixtures/addresses.js';
 
 
 const permit = (to: string[], from: string[] = ['::/0'], ports: number[] = []): RuleConfig => ({

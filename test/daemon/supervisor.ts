@@ -1,6 +1,6 @@
 import t from 'tap';
-import { parseConfig } from '../src/config/load.js';
-import { describeChanges } from '../src/supervisor.js';
+import { parseConfig } from '../../src/config/load.js';
+import { describeChanges } from '../../src/daemon/supervisor.js';
 
 const base = `prefixes: [2001:db8:5999::/96]
 services:

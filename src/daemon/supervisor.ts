@@ -1,18 +1,18 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { loadConfig } from './config/load.js';
-import { formatDuration } from './config/duration.js';
-import type { Config, ServiceConfig } from './config/types.js';
-import { sumStats, type DaemonStatus, type PortStatus, type ReloadOutcome } from './control/protocol.js';
-import { FaithdError } from './errors.js';
-import { bindHandle, UV_TCP_IPV6ONLY, type TcpHandle } from './relay/listener.js';
-import type { Logger } from './log.js';
-import { addLocalRoutes, removeLocalRoutes, requireLocalRoutes } from './system/route.js';
-import { workerIdentity, type Identity } from './system/user.js';
-import { version } from './version.js';
-import type { FromWorker, ToWorker, WorkerStats } from './worker.js';
+import { loadConfig } from '../config/load.js';
+import { formatDuration } from '../config/duration.js';
+import type { Config, ServiceConfig } from '../config/types.js';
+import type { DaemonStatus, PortStatus, ReloadOutcome } from '../control/protocol.js';
+import { FaithdError } from '../errors.js';
+import { bindHandle, UV_TCP_IPV6ONLY, type TcpHandle } from '../relay/listener.js';
+import type { Logger } from '../log.js';
+import { addLocalRoutes, removeLocalRoutes, requireLocalRoutes } from '../system/route.js';
+import { workerIdentity, type Identity } from '../system/user.js';
+import { version } from '../version.js';
+import { sumStats, type FromWorker, type ToWorker, type WorkerStats } from '../worker/messages.js';
 
-const WORKER_MODULE = new URL('./worker-process.js', import.meta.url);
+const WORKER_MODULE = new URL('../worker/process.js', import.meta.url);
 /** Workers speak to the supervisor only; systemd's notification variables are not theirs. */
 const WORKER_ENV = Object.fromEntries(
   Object.entries(process.env).filter(([name]) => !/^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID|LISTEN_\w+)$/.test(name)),

@@ -1,4 +1,4 @@
-import type { LimitsConfig } from './config/types.js';
+import type { LimitsConfig } from '../config/types.js';
 
 /** Which limit a refused connection hit, in the operator's words (status and log lines). */
 export type LimitKind =

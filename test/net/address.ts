@@ -16,9 +16,9 @@ import {
   parseNetwork6,
   parsePlainIPv6,
   translate,
-} from '../src/address.js';
-import { v4, v6 } from './fixtures/addresses.js';
-import { prng } from './fixtures/prng.js';
+} from '../../src/net/address.js';
+import { v4, v6 } from '../fixtures/addresses.js';
+import { prng } from '../fixtures/prng.js';
 
 
 t.test('parseIPv6 and formatIPv6', async (t) => {
@@ -226,7 +226,7 @@ t.test('translate', async (t) => {
 
 
 /**
- * RFC 6052 §2.2's figure, independently of src/address.ts: the prefix's octets, then the four
+ * RFC 6052 §2.2's figure, independently of src/net/address.ts: the prefix's octets, then the four
  * IPv4 octets from octet length/8 on, jumping over octet 8 (bits 64..71), then zeros.
  */
 function embed(prefixBytes: Buffer, length: number, ipv4: number): Buffer {

@@ -8,8 +8,8 @@ import {
   type Network4,
   type Network6,
   type TranslationPrefix,
-} from './address.js';
-import type { RuleConfig } from './config/types.js';
+} from '../net/address.js';
+import type { RuleConfig } from '../config/types.js';
 
 /** Why a connection was refused, in the operator's words (these go into the log). */
 export type DenyReason =

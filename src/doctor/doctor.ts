@@ -2,11 +2,11 @@ import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { AccessPolicy, hostIPv4Addresses, type DenyReason } from '../access.js';
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6, parseNetwork6, TranslationPrefix, translate } from '../address.js';
+import { AccessPolicy, hostIPv4Addresses, type DenyReason } from '../policy/access.js';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6, parseNetwork6, TranslationPrefix, translate } from '../net/address.js';
 import { loadConfig } from '../config/load.js';
 import type { Config, LoadedConfig, RuleConfig } from '../config/types.js';
-import { ipv6DisabledReason, localRouteState, ROUTE_PROTOCOL } from './route.js';
+import { ipv6DisabledReason, localRouteState, ROUTE_PROTOCOL } from '../system/route.js';
 
 /** The outcome of one check: a ✓ or ✗ line, what was found, and for a ✗ what to do. */
 export interface Check {

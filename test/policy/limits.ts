@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
-import { DEFAULTS, type LimitsConfig } from '../src/config/types.js';
-import { Admission, type Ticket } from '../src/limits.js';
-import { v4, v6 } from './fixtures/addresses.js';
+import { DEFAULTS, type LimitsConfig } from '../../src/config/types.js';
+import { Admission, type Ticket } from '../../src/policy/limits.js';
+import { v4, v6 } from '../fixtures/addresses.js';
 
 const limits = (overrides: Partial<LimitsConfig>): LimitsConfig => ({ ...DEFAULTS.limits, newConnectionsPerSecond: 0, ...overrides });
 const BACKEND = v4('198.18.0.2');

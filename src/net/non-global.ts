@@ -1,4 +1,4 @@
-import { parseNetwork4, type Network4 } from '../address.js';
+import { parseNetwork4, type Network4 } from './address.js';
 
 /**
  * IPv4 ranges that are not globally reachable: RFC 6890 entries with "Global: False" (as

@@ -1,58 +1,16 @@
 import net from 'node:net';
-import { AccessPolicy, hostIPv4Addresses } from './access.js';
-import { TranslationPrefix } from './address.js';
-import type { Config, ServiceConfig, TimeoutsConfig } from './config/types.js';
-import { emptyStats } from './control/protocol.js';
-import { Admission, type Ticket } from './limits.js';
-import { openDescriptors, openFileLimit } from './system/descriptors.js';
+import { AccessPolicy, hostIPv4Addresses } from '../policy/access.js';
+import { TranslationPrefix } from '../net/address.js';
+import type { Config, ServiceConfig, TimeoutsConfig } from '../config/types.js';
+import { emptyStats, type FromWorker, type ToWorker, type WorkerStats } from './messages.js';
+import { Admission, type Ticket } from '../policy/limits.js';
+import { openDescriptors, openFileLimit } from '../system/descriptors.js';
 import { LogLimiter } from './log-limiter.js';
-import { createLogger, type Logger } from './log.js';
-import { decide, type Translator } from './relay/decide.js';
-import { dial, KEEPALIVE_DELAY } from './relay/dial.js';
-import { Listener, type TcpHandle } from './relay/listener.js';
-import { Relay, reset, type RelayHooks, type RelayResult } from './relay/relay.js';
-
-/** Messages the supervisor sends a worker. The listen message carries the bound socket. */
-export type ToWorker =
-  | { readonly type: 'listen'; readonly port: number; readonly config: Config }
-  | { readonly type: 'config'; readonly config: Config }
-  | { readonly type: 'ping'; readonly seq: number }
-  | { readonly type: 'drain'; readonly deadline: number };
-
-/** Messages a worker sends the supervisor. */
-export type FromWorker =
-  | { readonly type: 'listening' }
-  | { readonly type: 'listen failed'; readonly code: string; readonly message: string }
-  | { readonly type: 'pong'; readonly seq: number; readonly stats: WorkerStats }
-  | { readonly type: 'drained' };
-
-/** One worker's counters since it started; bytes include the connections still open. */
-export interface WorkerStats {
-  /** Relayed connections open now. */
-  active: number;
-  /** Connections relayed (accepted, permitted, backend dialled) since the worker started. */
-  relayed: number;
-  /** Refused by the access rules. */
-  denied: number;
-  /** Dialled an address outside every prefix. */
-  notTranslated: number;
-  /** Reset because a limit was reached (or the worker was draining). */
-  limited: number;
-  /** Relayed connections whose backend refused, was unreachable or timed out. */
-  connectFailed: number;
-  /** Bytes from clients to backends. */
-  up: number;
-  /** Bytes from backends to clients. */
-  down: number;
-  /** accept() failures (EMFILE, ENFILE, ENOBUFS...): the listener keeps going. */
-  acceptErrors: number;
-  /** Every connection by how it ended (fin, reset by client, refused, denied, limit...). */
-  ends: Record<string, number>;
-  /** Denied connections by reason. */
-  deniedBy: Record<string, number>;
-  /** Limit hits by limit. */
-  limitedBy: Record<string, number>;
-}
+import { createLogger, type Logger } from '../log.js';
+import { decide, type Translator } from '../relay/decide.js';
+import { dial, KEEPALIVE_DELAY } from '../relay/dial.js';
+import { Listener, type TcpHandle } from '../relay/listener.js';
+import { Relay, reset, type RelayHooks, type RelayResult } from '../relay/relay.js';
 
 /** Descriptors kept free beyond two per relay: for the sockets accepted only to be refused. */
 const DESCRIPTOR_HEADROOM = 16;

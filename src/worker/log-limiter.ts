@@ -1,4 +1,4 @@
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 /**
  * Log lines that a flood can produce (denials, limit hits, connect and accept failures) go
