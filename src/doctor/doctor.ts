@@ -192,7 +192,10 @@ async function holder(process: ListenerProcess): Promise<Holder> {
   const argv = await commandLine(process.pid);
   const title = argv[0]?.startsWith('faithd6') === true ? argv.join(' ') : undefined;
   const faithd6 = process.name.startsWith('faithd6') || title !== undefined || argv.some((arg) => basename(arg) === 'faithd6');
-  return { label: `${title ?? process.name} (pid ${process.pid})`, faithd6 };
+  // ss names a process by its main thread's name, which Node.js 24 sets to "MainThread": the
+  // program it runs says more. A command line rewritten into words (a title) keeps ss's name.
+  const program = argv[0] !== undefined && !/\s/.test(argv[0]) ? basename(argv[0]) : process.name;
+  return { label: `${title ?? program} (pid ${process.pid})`, faithd6 };
 }
 
 function who(holders: readonly Holder[]): string {
