@@ -2,7 +2,7 @@
 // starts this file there): starts the IPv4 server and the systems, runs every figure for
 // every system (throughput one stream and several, each direction; latency; connection
 // churn; idle memory), round after round with the order of the systems rotated each round,
-// and prints the tables, checks issue 5's targets (for each faithd6 row: one per worker count)
+// and prints the tables, checks the performance targets (for each faithd6 row: one per worker count)
 // and writes the raw numbers to bench/results/. faithd6 as built at other revisions (run.ts
 // makes the trees for `--rev`) gets a row each, measured like the others but not checked.
 import os from 'node:os';
@@ -566,7 +566,7 @@ async function main(): Promise<number> {
     const goals = new Map(faithd6Relays.map((r) => [r.name, targets(rows, r.name)]));
     for (const r of faithd6Relays) {
       say('');
-      say(`${r.name} (${r.workers} worker${r.workers === 1 ? '' : 's'}) against issue 5's targets (this run's medians):`);
+      say(`${r.name} (${r.workers} worker${r.workers === 1 ? '' : 's'}) against the performance targets (this run's medians):`);
       for (const g of goals.get(r.name)!) {
         const verdict = g.met === null ? 'n/a ' : g.met ? 'MET ' : 'MISS';
         say(`  ${verdict}  ${g.target}: ${r.name} ${g.value?.toFixed(2) ?? '—'}, bound ${g.bound?.toFixed(2) ?? '—'}`);

@@ -88,6 +88,6 @@ export function formatStatus(status: DaemonStatus, file: FileCheck): string {
   detail('ended', t.ends);
   detail('denied', t.deniedBy);
   detail('over limit', t.limitedBy);
-  if (t.acceptErrors > 0) lines.push(`  accept failures: ${t.acceptErrors} (out of descriptors?)`);
+  if (t.acceptErrors > 0) lines.push(`  accept failures: ${t.acceptErrors}`);
   return `${lines.join('\n')}\n`;
 }

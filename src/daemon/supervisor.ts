@@ -1,5 +1,4 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { loadConfig } from '../config/load.js';
 import { formatDuration } from '../config/duration.js';
 import type { Config, ServiceConfig } from '../config/types.js';
@@ -322,7 +321,9 @@ export class Supervisor {
 
   private send(slot: Slot, message: ToWorker, handle?: TcpHandle): void {
     const child = slot.child;
-    if (child?.connected) child.send(message, handle as net.Server | undefined);
+    // A bare TCP handle, not a net.Server: child_process passes libuv TCP handles the way it
+    // passes a server's (node:cluster does the same), but its types name only Server and Socket.
+    if (child?.connected) child.send(message, handle as unknown as Parameters<ChildProcess['send']>[1]);
   }
 
   /** Forks a worker for the slot and hands it the port's socket; resolves once it listens. */

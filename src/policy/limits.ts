@@ -23,7 +23,6 @@ interface Source {
 /** The slots one admitted connection holds until it is released. */
 export interface Ticket {
   readonly source: Source;
-  readonly sourceKey: bigint;
   readonly backend: number;
   pending: boolean;
 }
@@ -90,7 +89,7 @@ export class Admission {
     return this.active;
   }
 
-  /** Sources currently remembered (for tests and status). */
+  /** @internal Sources currently remembered: what the tests of forgetting observe. */
   get trackedSources(): number {
     return this.sources.size;
   }
@@ -124,7 +123,7 @@ export class Admission {
     this.active += 1;
     this.pending += 1;
     this.backends.set(backend, (this.backends.get(backend) ?? 0) + 1);
-    return { source: state, sourceKey, backend, pending: true };
+    return { source: state, backend, pending: true };
   }
 
   /** The backend answered: the connection no longer counts as pending. */

@@ -47,7 +47,7 @@ class BufferPool {
     if (this.free.length < MAX_FREE) this.free.push(buffer);
   }
 
-  /** Own buffers lent out now. */
+  /** @internal Own buffers lent out now: what the tests of the cap and of returns observe. */
   get inUse(): number {
     return this.lent;
   }

@@ -120,11 +120,6 @@ export class Relay {
     client.once('close', socketClosed);
   }
 
-  /** Whether both sockets are connected and bytes are flowing. */
-  get established(): boolean {
-    return this.connected && this.end === undefined;
-  }
-
   /** Ends the connection now, with a reset to both peers (the drain deadline). */
   stop(): void {
     this.abort('stopped');

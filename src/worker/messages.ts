@@ -34,7 +34,10 @@ export interface WorkerStats {
   up: number;
   /** Bytes from backends to clients. */
   down: number;
-  /** accept() failures (EMFILE, ENFILE, ENOBUFS...): the listener keeps going. */
+  /**
+   * accept() failures the listener reported (ENOBUFS, ENOMEM, EPERM): it keeps going. Not
+   * EMFILE or ENFILE: libuv sheds the waiting connections then without a word (src/relay/listener.ts).
+   */
   acceptErrors: number;
   /** Every connection by how it ended (fin, reset by client, refused, denied, limit...). */
   ends: Record<string, number>;

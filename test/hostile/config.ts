@@ -227,7 +227,7 @@ t.test('SIGHUP with the running daemon\'s file replaced by a FIFO, then by an al
   t.equal(daemon.proc.exit, null, 'the daemon is still running');
 });
 
-t.test('figures', async (t) => {
+// The figures, once every subtest has run (a subtest whose only assertion was t.pass before).
+t.after(() => {
   for (const line of timings) t.comment(line);
-  t.pass(`${timings.length} figures`);
 });

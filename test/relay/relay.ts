@@ -187,19 +187,19 @@ t.test('stop() resets both sides', async (t) => {
   let relay: Relay | undefined;
   let closed!: (result: RelayResult) => void;
   const result = new Promise<RelayResult>((resolve) => (closed = resolve));
+  let established!: () => void;
+  const up = new Promise<void>((resolve) => (established = resolve));
   const port = await backend(t, () => {});
   const relayPort = accept(t, (socket) => {
     relay = new Relay(socket, dial('127.0.0.1', port), { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, {
-      established: () => {},
+      established: () => established(),
       closed: (_r, r) => closed(r),
     });
   });
   const client = connect(relayPort);
   client.write('x');
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  t.equal(relay?.established, true);
+  await up;
   relay?.stop();
   t.equal((await drain(client)).end, 'ECONNRESET');
-  t.equal(relay?.established, false);
   t.equal((await result).end, 'stopped');
 });
