@@ -54,7 +54,11 @@ export function table(columns: readonly Column[], rows: readonly Row[]): string[
   // Rows of an unavailable system (two cells) do not widen the figure columns.
   const full = cells.filter((r) => r.length === header.length);
   const widths = header.map((h, i) => Math.max(h.length, ...(i === 0 ? cells : full).map((r) => r[i]!.length)));
-  const line = (parts: string[]): string => parts.map((p, i) => (i === parts.length - 1 ? p : p.padEnd(widths[i]!))).join('   ').trimEnd();
+  const line = (parts: string[]): string =>
+    parts
+      .map((p, i) => (i === parts.length - 1 ? p : p.padEnd(widths[i]!)))
+      .join('   ')
+      .trimEnd();
   const out = [line(header), line(widths.map((w) => '-'.repeat(w)))];
   for (const r of cells) out.push(line(r));
   return out;

@@ -99,12 +99,15 @@ function step(command: string, args: string[], cwd: string, signal: AbortSignal)
       signal.removeEventListener('abort', onAbort);
       reject(err);
     });
-    child.on('close', async (code) => {
+    child.on('close', (code) => {
       signal.removeEventListener('abort', onAbort);
       if (!signal.aborted) return resolve({ code, output: output.trim() });
-      for (let i = 0; i < 50 && kill('SIGTERM'); i++) await sleep(100);
-      kill('SIGKILL');
-      reject(new Error('interrupted'));
+      // Interrupted: the compile's process group is stopped before the run gives up.
+      void (async () => {
+        for (let i = 0; i < 50 && kill('SIGTERM'); i++) await sleep(100);
+        kill('SIGKILL');
+        reject(new Error('interrupted'));
+      })();
     });
   });
 }
@@ -138,12 +141,15 @@ export class Worktrees {
     const add = await step('git', ['-C', this.root, 'worktree', 'add', '--detach', tree, rev.full], this.root, signal);
     if (add.code !== 0) throw new Error(`${what}: git worktree add failed: ${add.output}`);
     symlinkSync(join(this.root, 'node_modules'), join(tree, 'node_modules'), 'dir');
-    if (!existsSync(join(tree, 'tsconfig.build.json'))) throw new Error(`${what}: the revision has no tsconfig.build.json, so the bench cannot build it (too old?)`);
+    if (!existsSync(join(tree, 'tsconfig.build.json')))
+      throw new Error(`${what}: the revision has no tsconfig.build.json, so the bench cannot build it (too old?)`);
     say(`bench: ${what}: npx tsc -p tsconfig.build.json`);
     const build = await step('npx', ['tsc', '-p', 'tsconfig.build.json'], tree, signal);
     if (build.code !== 0) {
       const tail = build.output.split('\n').slice(-10).join('\n  ');
-      throw new Error(`${what}: npx tsc -p tsconfig.build.json failed in ${tree} (exit ${build.code}); it may need what that revision lacks, or node_modules differ:\n  ${tail}`);
+      throw new Error(
+        `${what}: npx tsc -p tsconfig.build.json failed in ${tree} (exit ${build.code}); it may need what that revision lacks, or node_modules differ:\n  ${tail}`,
+      );
     }
     if (!existsSync(join(tree, 'bin', 'faithd6'))) throw new Error(`${what}: the revision has no bin/faithd6, so the bench cannot run it (too old?)`);
     rev.tree = tree;
@@ -170,6 +176,10 @@ export class Worktrees {
     git(this.root, ['worktree', 'prune']);
     const listed = git(this.root, ['worktree', 'list', '--porcelain']).out;
     const left = this.made.filter((tree) => listed.split('\n').includes(`worktree ${tree}`) || existsSync(tree));
-    say(left.length > 0 ? `bench: WARNING: could not remove worktree${left.length === 1 ? '' : 's'} ${left.join(', ')}` : `bench: worktree${this.made.length === 1 ? '' : 's'} removed (${this.made.join(', ')})`);
+    say(
+      left.length > 0
+        ? `bench: WARNING: could not remove worktree${left.length === 1 ? '' : 's'} ${left.join(', ')}`
+        : `bench: worktree${this.made.length === 1 ? '' : 's'} removed (${this.made.join(', ')})`,
+    );
   }
 }

@@ -128,7 +128,9 @@ async function main(): Promise<number> {
   ip(['netns', 'add', NS]);
   ip(['-n', NS, 'link', 'set', 'lo', 'up']);
   ip(['-n', NS, 'addr', 'add', '198.18.0.1/32', 'dev', 'lo']);
-  const sysctl = spawnSync('ip', ['netns', 'exec', NS, 'sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=10000 65000'], { encoding: 'utf8' });
+  const sysctl = spawnSync('ip', ['netns', 'exec', NS, 'sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=10000 65000'], {
+    encoding: 'utf8',
+  });
   if (sysctl.status !== 0) process.stderr.write(`bench: sysctl in ${NS} failed (churn may run out of ports): ${sysctl.stderr}\n`);
   process.stderr.write(`bench: namespace ${NS} created\n`);
 
@@ -139,7 +141,10 @@ async function main(): Promise<number> {
   const nofile = [`--nofile=${NOFILE}:${NOFILE}`];
   const raise = spawnSync('prlimit', [...nofile, 'true'], { encoding: 'utf8' });
   const limit = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim();
-  if (raise.status !== 0) process.stderr.write(`bench: cannot raise the open files limit to ${NOFILE} (${(raise.stderr || raise.error?.message || '').trim()}): it stays at ${limit}\n`);
+  if (raise.status !== 0)
+    process.stderr.write(
+      `bench: cannot raise the open files limit to ${NOFILE} (${(raise.stderr || raise.error?.message || '').trim()}): it stays at ${limit}\n`,
+    );
   const prefix = raise.status === 0 ? ['prlimit', ...nofile] : [];
   const command = [...prefix, 'ip', 'netns', 'exec', NS, process.execPath, SUITE, ...suiteArgs];
   const suite = spawn(command[0]!, command.slice(1), { stdio: 'inherit' });
@@ -167,7 +172,7 @@ async function main(): Promise<number> {
   return interrupted && code === 0 ? 130 : code;
 }
 
-main()
+void main()
   .catch((err: Error) => {
     process.stderr.write(`bench: ${err.message}\n`);
     return 1;

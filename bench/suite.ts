@@ -217,7 +217,16 @@ async function latency(system: System, round: number, count = SETTINGS.latencyCo
   try {
     const r = await client.next(ms + 30_000, 'latency result');
     if (typeof r.error === 'string') throw new Error(r.error);
-    return { round, count: Number(r.count), p50: Number(r.p50), p90: Number(r.p90), p99: Number(r.p99), p999: Number(r.p999), max: Number(r.max), mean: Number(r.mean) };
+    return {
+      round,
+      count: Number(r.count),
+      p50: Number(r.p50),
+      p90: Number(r.p90),
+      p99: Number(r.p99),
+      p999: Number(r.p999),
+      max: Number(r.max),
+      mean: Number(r.mean),
+    };
   } finally {
     await client.stop();
   }
@@ -233,7 +242,14 @@ async function churn(system: System, round: number, ms = SETTINGS.churnMs): Prom
     if (typeof r.error === 'string') throw new Error(r.error);
     const connections = Number(r.connections);
     const elapsed = Number(r.ms);
-    return { round, rate: (connections * 1000) / elapsed, connections, errors: Number(r.errors), ms: elapsed, errorCodes: r.errorCodes as Record<string, number> };
+    return {
+      round,
+      rate: (connections * 1000) / elapsed,
+      connections,
+      errors: Number(r.errors),
+      ms: elapsed,
+      errorCodes: r.errorCodes as Record<string, number>,
+    };
   } finally {
     await generator.stop();
   }
@@ -349,7 +365,7 @@ const TABLES: readonly { title: string; columns: readonly Column[] }[] = [
     ],
   },
   {
-    title: 'Relay resources (the relay\'s processes summed; direct has none, so no ratio)',
+    title: "Relay resources (the relay's processes summed; direct has none, so no ratio)",
     columns: [
       { key: 'rssPerConnection', title: 'RSS, KiB per idle conn', digits: 1, ratio: false },
       { key: 'pssPerConnection', title: 'PSS, KiB per idle conn', digits: 1, ratio: false },
@@ -361,7 +377,9 @@ const TABLES: readonly { title: string; columns: readonly Column[] }[] = [
 function figures(runs: Runs): Record<string, Spread | null> {
   const gbps = (kind: BulkKind): Spread | null => spread(runs.bulk[kind].filter(ok<BulkRun>).map((r) => r.gbps));
   const latencyRuns = runs.latency.filter(ok<LatencyRun>);
-  const allBulk = Object.values(runs.bulk).flat().filter(ok<BulkRun>);
+  const allBulk = Object.values(runs.bulk)
+    .flat()
+    .filter(ok<BulkRun>);
   return {
     up1: gbps('up1'),
     down1: gbps('down1'),
@@ -444,13 +462,25 @@ async function main(): Promise<number> {
   try {
     await server.next(10_000, 'server ready');
     const info = machine();
-    say(`faithd6 bench: ${SETTINGS.rounds} rounds (memory: ${SETTINGS.idleRounds}), systems interleaved (order rotated each round); median (min–max) over the rounds`);
-    say(`machine: ${String(info.nproc)} CPUs (${String(info.cpuModel)}), Node ${process.version}, Linux ${os.release()}; open files limit ${spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim()}`);
-    say(`NOTE: the load generator and the IPv4 server (bench/gen.c: a thread per stream or client, an epoll loop per core) and the relay all share these ${String(info.nproc)} cores.`);
+    say(
+      `faithd6 bench: ${SETTINGS.rounds} rounds (memory: ${SETTINGS.idleRounds}), systems interleaved (order rotated each round); median (min–max) over the rounds`,
+    );
+    say(
+      `machine: ${String(info.nproc)} CPUs (${String(info.cpuModel)}), Node ${process.version}, Linux ${os.release()}; open files limit ${spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim()}`,
+    );
+    say(
+      `NOTE: the load generator and the IPv4 server (bench/gen.c: a thread per stream or client, an epoll loop per core) and the relay all share these ${String(info.nproc)} cores.`,
+    );
     const [load1 = 0] = os.loadavg();
-    if (load1 > 0.5) say(`NOTE: load average ${load1.toFixed(2)} at start: other work shares the machine, so expect noise; the ratios within this run are what to compare.`);
-    say(`NOTE: faithd6 runs with log level "${SETTINGS.faithd6LogLevel}"${SETTINGS.faithd6LogLevel === 'warn' ? ' (no per-connection log lines; --log info measures them)' : ''}, a row per worker count (${SETTINGS.faithd6Workers.map((w) => `${systems.faithd6Name(w)}: ${w} worker${w === 1 ? '' : 's'}`).join(', ')}; a port's workers accept on one shared socket).`);
-    for (const rev of SETTINGS.faithd6Revisions) say(`NOTE: ${systems.faithd6RevisionName(rev.short)} is faithd6 at ${rev.full} (--rev ${rev.requested}), built in ${rev.tree}: 1 worker, the same config, not checked against the targets.`);
+    if (load1 > 0.5)
+      say(`NOTE: load average ${load1.toFixed(2)} at start: other work shares the machine, so expect noise; the ratios within this run are what to compare.`);
+    say(
+      `NOTE: faithd6 runs with log level "${SETTINGS.faithd6LogLevel}"${SETTINGS.faithd6LogLevel === 'warn' ? ' (no per-connection log lines; --log info measures them)' : ''}, a row per worker count (${SETTINGS.faithd6Workers.map((w) => `${systems.faithd6Name(w)}: ${w} worker${w === 1 ? '' : 's'}`).join(', ')}; a port's workers accept on one shared socket).`,
+    );
+    for (const rev of SETTINGS.faithd6Revisions)
+      say(
+        `NOTE: ${systems.faithd6RevisionName(rev.short)} is faithd6 at ${rev.full} (--rev ${rev.requested}), built in ${rev.tree}: 1 worker, the same config, not checked against the targets.`,
+      );
 
     const level = SETTINGS.faithd6LogLevel;
     const faithd6Relays = SETTINGS.faithd6Workers.map((workers) => ({
@@ -530,18 +560,24 @@ async function main(): Promise<number> {
         for (const s of order) {
           const run = await attempt(round, () => bulk(s, round, kind));
           runs.get(s.name)!.bulk[kind].push(run);
-          say(`${label(round, BULK_NAMES[kind], s)} ${ok(run) ? `${run.gbps.toFixed(2)} Gbit/s (${(run.received / 2 ** 20).toFixed(0)} MiB in ${run.ms.toFixed(0)} ms${run.relayCpuSeconds === null ? '' : `, relay CPU ${run.relayCpuSeconds.toFixed(2)} s`})` : `ERROR ${run.error}`}`);
+          say(
+            `${label(round, BULK_NAMES[kind], s)} ${ok(run) ? `${run.gbps.toFixed(2)} Gbit/s (${(run.received / 2 ** 20).toFixed(0)} MiB in ${run.ms.toFixed(0)} ms${run.relayCpuSeconds === null ? '' : `, relay CPU ${run.relayCpuSeconds.toFixed(2)} s`})` : `ERROR ${run.error}`}`,
+          );
         }
       }
       for (const s of order) {
         const run = await attempt(round, () => latency(s, round));
         runs.get(s.name)!.latency.push(run);
-        say(`${label(round, 'latency', s)} ${ok(run) ? `p50 ${run.p50.toFixed(0)} µs, p99 ${run.p99.toFixed(0)} µs, max ${run.max.toFixed(0)} µs (${run.count} round trips)` : `ERROR ${run.error}`}`);
+        say(
+          `${label(round, 'latency', s)} ${ok(run) ? `p50 ${run.p50.toFixed(0)} µs, p99 ${run.p99.toFixed(0)} µs, max ${run.max.toFixed(0)} µs (${run.count} round trips)` : `ERROR ${run.error}`}`,
+        );
       }
       for (const s of order) {
         const run = await attempt(round, () => churn(s, round));
         runs.get(s.name)!.churn.push(run);
-        say(`${label(round, 'connections/s', s)} ${ok(run) ? `${run.rate.toFixed(0)}/s (${run.connections} in ${run.ms.toFixed(0)} ms, ${run.errors} errors)` : `ERROR ${run.error}`}`);
+        say(
+          `${label(round, 'connections/s', s)} ${ok(run) ? `${run.rate.toFixed(0)}/s (${run.connections} in ${run.ms.toFixed(0)} ms, ${run.errors} errors)` : `ERROR ${run.error}`}`,
+        );
       }
       if (round > SETTINGS.idleRounds) continue;
       for (const s of order) {
@@ -549,7 +585,9 @@ async function main(): Promise<number> {
         if (r === undefined) continue; // direct has no relay process
         const run = await attempt(round, () => idle(r.start, r.memoryPort, round, r.idle));
         runs.get(s.name)!.idle.push(run);
-        say(`${label(round, 'idle memory', s)} ${ok(run) ? `${run.rssKiBPerConnection.toFixed(1)} KiB/conn RSS (${run.before.rssKiB} → ${run.after.rssKiB} KiB over ${run.after.processes} processes, ${run.open} connections), PSS ${run.pssKiBPerConnection.toFixed(1)} KiB/conn` : `ERROR ${run.error}`}`);
+        say(
+          `${label(round, 'idle memory', s)} ${ok(run) ? `${run.rssKiBPerConnection.toFixed(1)} KiB/conn RSS (${run.before.rssKiB} → ${run.after.rssKiB} KiB over ${run.after.processes} processes, ${run.open} connections), PSS ${run.pssKiBPerConnection.toFixed(1)} KiB/conn` : `ERROR ${run.error}`}`,
+        );
       }
     }
 
@@ -560,8 +598,10 @@ async function main(): Promise<number> {
       for (const line of table(t.columns, rows)) say(line);
     }
     say('');
-    say('median (min–max) over the rounds; ratio = median / direct\'s median (for latency, higher is worse).');
-    say(`throughput: ${opts['bulk-mib']} MiB in all or ${SETTINGS.bulkMaxMs / 1000} s per run; latency: 64 B request/response on one kept connection, ${SETTINGS.latencyCount} round trips or ${SETTINGS.latencyMaxMs / 1000} s; connections/s: ${SETTINGS.churnClients} clients, connect / 64 B / 64 B echo / close for ${SETTINGS.churnMs / 1000} s; memory: ${SETTINGS.idleConnections} idle relayed connections (socat, a process per connection: ${Math.min(SETTINGS.idleConnections, SETTINGS.idleForking)}) on a fresh instance, above its RSS after 100 connections came and went; CPU: user + system of the relay's processes during the single-stream c→s runs.`);
+    say("median (min–max) over the rounds; ratio = median / direct's median (for latency, higher is worse).");
+    say(
+      `throughput: ${opts['bulk-mib']} MiB in all or ${SETTINGS.bulkMaxMs / 1000} s per run; latency: 64 B request/response on one kept connection, ${SETTINGS.latencyCount} round trips or ${SETTINGS.latencyMaxMs / 1000} s; connections/s: ${SETTINGS.churnClients} clients, connect / 64 B / 64 B echo / close for ${SETTINGS.churnMs / 1000} s; memory: ${SETTINGS.idleConnections} idle relayed connections (socat, a process per connection: ${Math.min(SETTINGS.idleConnections, SETTINGS.idleForking)}) on a fresh instance, above its RSS after 100 connections came and went; CPU: user + system of the relay's processes during the single-stream c→s runs.`,
+    );
 
     const goals = new Map(faithd6Relays.map((r) => [r.name, targets(rows, r.name)]));
     for (const r of faithd6Relays) {
@@ -588,7 +628,9 @@ async function main(): Promise<number> {
         if (!d) warnings.push(`no ${key} figure for direct: ratios to direct are missing`);
         else if (f.median >= CLEARLY_FASTER * d.median) {
           generatorBound.push(`${r.name} ${key}`);
-          warnings.push(`direct is not clearly faster than ${r.name} on ${key} (${f.median.toFixed(2)} vs ${d.median.toFixed(2)}): ratio ≥ ${CLEARLY_FASTER}: the load generator or the server may be the bottleneck`);
+          warnings.push(
+            `direct is not clearly faster than ${r.name} on ${key} (${f.median.toFixed(2)} vs ${d.median.toFixed(2)}): ratio ≥ ${CLEARLY_FASTER}: the load generator or the server may be the bottleneck`,
+          );
         }
       }
     }
@@ -598,7 +640,9 @@ async function main(): Promise<number> {
         : `load generator: direct is within ${CLEARLY_FASTER} × of ${generatorBound.join(', ')}: there the generator or the server, sharing the cores with the relay, may set the pace.`,
     );
     const errors = [...runs].flatMap(([name, r]) =>
-      [...Object.values(r.bulk).flat(), ...r.latency, ...r.churn, ...r.idle].filter((x): x is Failure => !ok(x)).map((x) => `${name} round ${x.round}: ${x.error}`),
+      [...Object.values(r.bulk).flat(), ...r.latency, ...r.churn, ...r.idle]
+        .filter((x): x is Failure => !ok(x))
+        .map((x) => `${name} round ${x.round}: ${x.error}`),
     );
     if (errors.length > 0) warnings.push(`${errors.length} runs failed: ${errors.slice(0, 5).join('; ')}`);
     for (const w of [...new Set(warnings)]) say(`WARNING: ${w}`);

@@ -74,7 +74,10 @@ async function started(name: string, child: Child, host: string, port: number): 
   } catch (err) {
     await child.stop();
     // One line: it is shown across a table row (haproxy says why in its last ALERT line).
-    const message = (err as Error).message.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('[NOTICE]'));
+    const message = (err as Error).message
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('[NOTICE]'));
     return { name, host, port, child: null, unavailable: `failed: ${message.join(' / ').slice(0, 300)}` };
   }
 }

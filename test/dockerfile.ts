@@ -39,11 +39,15 @@ t.test('the run stage installs production dependencies only, and faithd6 runs on
   t.equal(run('translate', '--prefix', '2001:db8:5999::/96', '192.0.2.10'), '2001:db8:5999::c000:20a\n');
   // The daemon's own modules (supervisor, worker, relay, pino) load from the image's tree.
   t.equal(
-    execFileSync(process.execPath, ['-e', "Promise.all(['daemon/supervisor','worker/worker','daemon/daemon'].map((m) => import(`./dist/src/${m}.js`))).then(() => console.log('loaded'))"], {
-      cwd: dir,
-      encoding: 'utf8',
-      env: { ...process.env, NODE_OPTIONS: '' },
-    }),
+    execFileSync(
+      process.execPath,
+      ['-e', "Promise.all(['daemon/supervisor','worker/worker','daemon/daemon'].map((m) => import(`./dist/src/${m}.js`))).then(() => console.log('loaded'))"],
+      {
+        cwd: dir,
+        encoding: 'utf8',
+        env: { ...process.env, NODE_OPTIONS: '' },
+      },
+    ),
     'loaded\n',
   );
 });
@@ -53,5 +57,5 @@ t.test('the Dockerfile runs faithd6 as an unprivileged user, in the foreground',
   t.match(runStage, /ENTRYPOINT \["node", "\/opt\/faithd6\/bin\/faithd6"\]/);
   t.match(runStage, /CMD \["run", "-c", "\/etc\/faithd6.yaml"\]/);
   t.match(dockerfile, /FROM node:20-slim AS build/);
-  t.ok(runCommands(dockerfile).includes('npm run build'), 'the build stage compiles with the project\'s own build script');
+  t.ok(runCommands(dockerfile).includes('npm run build'), "the build stage compiles with the project's own build script");
 });

@@ -26,7 +26,9 @@ export function doctorCommand(ctx: CliContext): Command {
       (value: string, previous: string[]) => [...previous, value],
       [] as string[],
     )
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Checks, one line each, ✓ or ✗ with what to do:
   config        the file is valid (its warnings are shown as notes)
   IPv6          enabled (net.ipv6.conf.{all,lo}.disable_ipv6 = 0)
@@ -43,7 +45,8 @@ Checks, one line each, ✓ or ✗ with what to do:
 
 Run it as root to see which program holds a port. It reads the network namespace it runs in.
 
-Exit status: 0 every check passed, 1 some check failed, 78 the config file is invalid.`)
+Exit status: 0 every check passed, 1 some check failed, 78 the config file is invalid.`,
+    )
     .action(async (options: { config: string; name: string[] }) => {
       const report = await runDoctor({ configFile: options.config, names: options.name });
       for (const check of report.checks) ctx.stdout.write(format(check));

@@ -13,7 +13,6 @@ import { stopCommand } from './stop.js';
 import { translateCommand } from './translate.js';
 import { version } from '../version.js';
 
-
 /**
  * The CLI: parses argv, runs one verb, and returns the exit status. It never calls
  * process.exit, so tests can run it in-process.
@@ -35,9 +34,12 @@ export async function main(
       writeErr: (text) => ctx.stderr.write(text),
     })
     .showHelpAfterError('(add --help for usage)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Every command takes -c/--config FILE (default /etc/faithd6.yaml).
-Exit status: 0 ok, 1 failure, 3 not running, 64 usage, 77 no permission, 78 bad config.`);
+Exit status: 0 ok, 1 failure, 3 not running, 64 usage, 77 no permission, 78 bad config.`,
+    );
   for (const make of [
     startCommand,
     stopCommand,

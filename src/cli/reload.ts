@@ -9,12 +9,15 @@ export function reloadCommand(ctx: CliContext): Command {
   return new Command('reload')
     .description('check the config file, then have the running daemon apply it; print what changed')
     .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 An invalid file is refused before the daemon hears of it: it keeps its config. Established
 connections are never dropped; new rules, limits, timeouts and the log level apply to new
 connections; added ports get workers, removed ports drain. Prefixes, route mode, user and
 runtimeDirectory need a restart.
-Exit status: 0 applied, 1 the daemon refused it, 3 not running, 78 bad config.`)
+Exit status: 0 applied, 1 the daemon refused it, 3 not running, 78 bad config.`,
+    )
     .action(async (options: { config: string }) => {
       const { config } = await loadConfig(options.config);
       const dir = config.runtimeDirectory;

@@ -9,10 +9,13 @@ export function restartCommand(ctx: CliContext): Command {
   return new Command('restart')
     .description('stop the translator if it runs, then start it again')
     .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
-    .option('-l, --log <file>', 'where the daemon\'s log lines go', DEFAULT_LOG)
-    .addHelpText('after', `
+    .option('-l, --log <file>', "where the daemon's log lines go", DEFAULT_LOG)
+    .addHelpText(
+      'after',
+      `
 The config is checked before anything is stopped: a bad file leaves the running daemon alone.
-Exit status: as for start.`)
+Exit status: as for start.`,
+    )
     .action(async (options: { config: string; log: string }) => {
       const config = await loadForStart(options.config, ctx);
       try {

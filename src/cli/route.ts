@@ -22,13 +22,7 @@ function describe(outcome: RouteOutcome): string {
 
 const EXIT_STATUS = 'Exit status: 0 done (also when there was nothing to do), 77 no permission (needs CAP_NET_ADMIN), 78 bad config, 1 other failure.';
 
-function verb(
-  ctx: CliContext,
-  name: 'up' | 'down',
-  description: string,
-  act: (prefixes: readonly string[]) => Promise<RouteOutcome[]>,
-  help: string,
-): Command {
+function verb(ctx: CliContext, name: 'up' | 'down', description: string, act: (prefixes: readonly string[]) => Promise<RouteOutcome[]>, help: string): Command {
   return new Command(name)
     .description(description)
     .option('-c, --config <file>', 'config file whose prefixes to use', DEFAULT_CONFIG)
@@ -47,9 +41,9 @@ function verb(
 
 /** `faithd6 route up|down`: install or remove the local routes of the configured prefixes. */
 export function routeCommand(ctx: CliContext): Command {
-  const route = new Command('route')
-    .description('install (up) or remove (down) the local routes of the configured prefixes; idempotent')
-    .addHelpText('after', `
+  const route = new Command('route').description('install (up) or remove (down) the local routes of the configured prefixes; idempotent').addHelpText(
+    'after',
+    `
 Each prefix needs "local PREFIX dev lo" in the local routing table: it makes every address of
 the prefix local, so that faithd6's listener on [::]:port accepts connections to them. faithd6
 marks the routes it adds with routing protocol ${ROUTE_PROTOCOL} (ip -6 route show table local proto ${ROUTE_PROTOCOL})
@@ -60,7 +54,8 @@ Run them privileged from the systemd unit while the daemon itself runs unprivile
   ExecStartPre=+faithd6 route up -c /etc/faithd6.yaml
   ExecStopPost=+faithd6 route down -c /etc/faithd6.yaml
 
-${EXIT_STATUS}`);
+${EXIT_STATUS}`,
+  );
   const up = verb(
     ctx,
     'up',

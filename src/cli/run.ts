@@ -9,11 +9,17 @@ export function runCommand(_ctx: CliContext): Command {
   return new Command('run')
     .description('run the translator in the foreground, logging JSON lines to stdout')
     .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
-    .option('--no-routes', "leave the local routes alone, whatever route: says (systemd's unit adds them with ExecStartPre=+faithd6 route up and removes them with ExecStopPost=+faithd6 route down)")
-    .addHelpText('after', `
+    .option(
+      '--no-routes',
+      "leave the local routes alone, whatever route: says (systemd's unit adds them with ExecStartPre=+faithd6 route up and removes them with ExecStopPost=+faithd6 route down)",
+    )
+    .addHelpText(
+      'after',
+      `
 Signals: SIGTERM or SIGINT stop gracefully (stop accepting, drain open connections up to
 timeouts.drain, then reset what is left); SIGHUP re-reads the config file.
-Exit status: 0 stopped cleanly, 1 failure (e.g. a port in use), 77 no permission, 78 bad config.`)
+Exit status: 0 stopped cleanly, 1 failure (e.g. a port in use), 77 no permission, 78 bad config.`,
+    )
     .action(async (options: { config: string; routes: boolean }) => {
       const { config, warnings } = await loadConfig(options.config);
       const log = createLogger(config.log.level);

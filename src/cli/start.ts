@@ -11,13 +11,16 @@ export function startCommand(ctx: CliContext): Command {
   return new Command('start')
     .description('start the translator in the background; return once every listener accepts')
     .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
-    .option('-l, --log <file>', 'where the daemon\'s log lines go', DEFAULT_LOG)
-    .addHelpText('after', `
+    .option('-l, --log <file>', "where the daemon's log lines go", DEFAULT_LOG)
+    .addHelpText(
+      'after',
+      `
 It checks the config first, refuses if faithd6 is already running, and writes its pidfile and
 control socket in the config's runtimeDirectory (default /run/faithd6). On failure nothing is
 left behind: no route, no worker, no pidfile.
 Exit status: 0 started, 1 failure (e.g. a port in use, already running), 77 no permission,
-78 bad config.`)
+78 bad config.`,
+    )
     .action(async (options: { config: string; log: string }) => {
       await startAndReport(await loadForStart(options.config, ctx), options.log, ctx);
     });

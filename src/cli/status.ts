@@ -10,12 +10,15 @@ import { daemonStatus, runtimeDirectoryOf } from './daemon-control.js';
 export function statusCommand(ctx: CliContext): Command {
   return new Command('status')
     .description('say whether the translator runs, and show its ports, workers, connections and counters')
-    .option('-c, --config <file>', 'config file (says where the daemon\'s control socket is)', DEFAULT_CONFIG)
-    .option('--runtime-dir <dir>', 'the daemon\'s runtime directory, instead of the config file\'s runtimeDirectory')
+    .option('-c, --config <file>', "config file (says where the daemon's control socket is)", DEFAULT_CONFIG)
+    .option('--runtime-dir <dir>', "the daemon's runtime directory, instead of the config file's runtimeDirectory")
     .option('--json', 'print the status as JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Counters are since each worker started; bytes include open connections.
-Exit status: 0 running, 3 not running (as LSB init scripts), 77 no permission.`)
+Exit status: 0 running, 3 not running (as LSB init scripts), 77 no permission.`,
+    )
     .action(async (options: { config: string; runtimeDir?: string; json?: boolean }) => {
       const status = await daemonStatus(await runtimeDirectoryOf(options));
       const file = await checkFile(status.config);

@@ -6,12 +6,15 @@ import { runtimeDirectoryOf, stopDaemon } from './daemon-control.js';
 export function stopCommand(ctx: CliContext): Command {
   return new Command('stop')
     .description('stop the translator gracefully and wait until it has exited')
-    .option('-c, --config <file>', 'config file (says where the daemon\'s control socket is)', DEFAULT_CONFIG)
-    .option('--runtime-dir <dir>', 'the daemon\'s runtime directory, instead of the config file\'s runtimeDirectory')
-    .addHelpText('after', `
+    .option('-c, --config <file>', "config file (says where the daemon's control socket is)", DEFAULT_CONFIG)
+    .option('--runtime-dir <dir>', "the daemon's runtime directory, instead of the config file's runtimeDirectory")
+    .addHelpText(
+      'after',
+      `
 The daemon stops accepting, lets open connections finish for up to timeouts.drain, resets
 what is left, removes the routes it added and exits.
-Exit status: 0 stopped, 1 it did not stop in time, 3 it was not running, 77 no permission.`)
+Exit status: 0 stopped, 1 it did not stop in time, 3 it was not running, 77 no permission.`,
+    )
     .action(async (options: { config: string; runtimeDir?: string }) => {
       const { pid, seconds } = await stopDaemon(await runtimeDirectoryOf(options), ctx);
       ctx.stdout.write(`faithd6 stopped (pid ${pid}) in ${seconds.toFixed(1)} s\n`);

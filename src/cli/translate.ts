@@ -26,11 +26,13 @@ export function translateCommand(ctx: CliContext): Command {
     .option('-c, --config <file>', 'config file whose prefixes to use', DEFAULT_CONFIG)
     .option(
       '-p, --prefix <prefix>',
-      'use this prefix instead of the config file\'s (repeatable)',
+      "use this prefix instead of the config file's (repeatable)",
       (value: string, previous: string[]) => [...previous, value],
       [] as string[],
     )
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ faithd6 translate 192.0.2.10
   2001:db8:5999::c000:20a
@@ -38,7 +40,8 @@ Examples:
   192.0.2.10
   $ faithd6 translate --prefix 64:ff9b:1::/96 198.18.0.2
 
-Exit status: 0 translated, 1 the IPv6 address is in no prefix, 64 not an address, 78 bad config.`)
+Exit status: 0 translated, 1 the IPv6 address is in no prefix, 64 not an address, 78 bad config.`,
+    )
     .action(async (address: string, options: { config: string; prefix?: string[] }) => {
       const ipv4 = parseIPv4(address);
       const ipv6 = ipv4 === undefined ? parseIPv6(address) : undefined;

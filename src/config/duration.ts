@@ -37,9 +37,7 @@ export function parseDuration(text: string | number): number {
     const start = PART.lastIndex;
     const match = PART.exec(source);
     if (match === null) {
-      throw new Error(
-        `"${text}" is not a duration at "${source.slice(start)}" (expected numbers with units ms, s, m, h or d, e.g. 1h30m)`,
-      );
+      throw new Error(`"${text}" is not a duration at "${source.slice(start)}" (expected numbers with units ms, s, m, h or d, e.g. 1h30m)`);
     }
     const [, amount, unit] = match as unknown as [string, string, string];
     const rank = UNIT_RANK.get(unit) as number;

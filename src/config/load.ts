@@ -91,9 +91,7 @@ function validate(doc: Document.Parsed, report: Report, file: string): LoadedCon
     report.warnAt(warning.pos[0], () => pathAt(doc.contents, warning.pos[0], '', '').path, warning.message);
   }
   if (doc.contents === null) {
-    throw new ConfigError(
-      `${file}:1:1: the file is empty; expected a mapping with at least prefixes, services and rules`,
-    );
+    throw new ConfigError(`${file}:1:1: the file is empty; expected a mapping with at least prefixes, services and rules`);
   }
   const config = new Validator(report, file, targets).config(doc.contents);
   if (config === undefined || report.hasErrors) throw report.toError();
@@ -140,9 +138,7 @@ function parseYaml(text: string, file: string, lineCounter: LineCounter): Docume
     // The stack holds the document, then one entry per open collection (and one for a pending value).
     if (parser.stack.length > MAX_NESTING + 2) {
       const { line, col } = lineCounter.linePos(parser.offset);
-      throw new ConfigError(
-        `${file}:${line}:${col}: lists and mappings nested more than ${MAX_NESTING} levels deep; a config needs a few`,
-      );
+      throw new ConfigError(`${file}:${line}:${col}: lists and mappings nested more than ${MAX_NESTING} levels deep; a config needs a few`);
     }
   }
   for (const token of parser.end()) tokens.push(token);
@@ -251,8 +247,7 @@ class Structure {
 }
 
 const tooManyAliases =
-  `too many alias expansions: aliases stand for more than ${MAX_ALIAS_NODES} nodes in all ` +
-  '(a "billion laughs" file?); write the values out instead';
+  `too many alias expansions: aliases stand for more than ${MAX_ALIAS_NODES} nodes in all ` + '(a "billion laughs" file?); write the values out instead';
 
 /** Stops the walk once the report holds enough errors (or one that makes going on pointless). */
 class TooManyProblems extends Error {}
@@ -381,8 +376,7 @@ class Validator {
     const limits = this.limits(root.limits);
     const log = this.log(root.log);
     const user = root.user === undefined ? null : this.userName(root.user);
-    const runtimeDirectory =
-      root.runtimeDirectory === undefined ? DEFAULTS.runtimeDirectory : this.absolutePath(root.runtimeDirectory);
+    const runtimeDirectory = root.runtimeDirectory === undefined ? DEFAULTS.runtimeDirectory : this.absolutePath(root.runtimeDirectory);
     if (
       prefixes === undefined ||
       route === undefined ||
@@ -495,10 +489,7 @@ class Validator {
     });
     if (keys === undefined) return undefined;
     const action = keys.action === undefined ? undefined : this.oneOf(keys.action, ['permit', 'deny'] as const);
-    const from =
-      keys.from === undefined
-        ? ['::/0']
-        : this.networks(keys.from, 'an IPv6 network such as 2001:db8::/32', (t) => parseNetwork6(t).text);
+    const from = keys.from === undefined ? ['::/0'] : this.networks(keys.from, 'an IPv6 network such as 2001:db8::/32', (t) => parseNetwork6(t).text);
     const destinations: { network: Network4; field: Field }[] = [];
     const to =
       keys.to === undefined
@@ -517,20 +508,14 @@ class Validator {
   private warnAboutDestinations(to: readonly { network: Network4; field: Field }[]): void {
     for (const { network, field } of to) {
       if (network.length === 0) {
-        this.report.warn(
-          field,
-          'permits every IPv4 destination: faithd6 is then a relay into your whole IPv4 network',
-        );
+        this.report.warn(field, 'permits every IPv4 destination: faithd6 is then a relay into your whole IPv4 network');
       }
       if (!this.wellKnownPrefix) continue;
-      const overlapped = NON_GLOBAL_IPV4.filter(
-        ([range]) => network4Within(network, range) || network4Within(range, network),
-      ).map(([range, name]) => `${range.text} (${name})`);
+      const overlapped = NON_GLOBAL_IPV4.filter(([range]) => network4Within(network, range) || network4Within(range, network)).map(
+        ([range, name]) => `${range.text} (${name})`,
+      );
       if (overlapped.length === 0) continue;
-      const shown =
-        overlapped.length > 3
-          ? `${overlapped.slice(0, 3).join(', ')} and ${overlapped.length - 3} more`
-          : overlapped.join(', ');
+      const shown = overlapped.length > 3 ? `${overlapped.slice(0, 3).join(', ')} and ${overlapped.length - 3} more` : overlapped.join(', ');
       this.report.warn(
         field,
         `${network.text} overlaps non-global IPv4 space: ${shown}; RFC 6052 §3.1 forbids embedding ` +
@@ -549,10 +534,7 @@ class Validator {
       if (port === undefined) {
         ok = false;
       } else if (this.servicePorts !== undefined && !this.servicePorts.has(port)) {
-        this.report.error(
-          item,
-          `port ${port} is not a service port (services: ${[...this.servicePorts].join(', ')}); add it to services or remove it here`,
-        );
+        this.report.error(item, `port ${port} is not a service port (services: ${[...this.servicePorts].join(', ')}); add it to services or remove it here`);
         ok = false;
       } else {
         ports.push(port);
@@ -561,11 +543,7 @@ class Validator {
     return ok ? ports : undefined;
   }
 
-  private networks(
-    field: Field,
-    expected: string,
-    parse: (text: string, field: Field) => string,
-  ): string[] | undefined {
+  private networks(field: Field, expected: string, parse: (text: string, field: Field) => string): string[] | undefined {
     const items = this.list(field, `${expected}, or a list of them`, true);
     if (items === undefined) return undefined;
     const networks: string[] = [];
@@ -655,11 +633,7 @@ class Validator {
    * required, and the string says what it should hold. Returns the known fields present
    * (a missing required key is reported and simply absent), or undefined if not a mapping.
    */
-  private mapping<K extends string>(
-    field: Field,
-    expected: string,
-    keys: Record<K, string | undefined>,
-  ): Partial<Record<K, Field>> | undefined {
+  private mapping<K extends string>(field: Field, expected: string, keys: Record<K, string | undefined>): Partial<Record<K, Field>> | undefined {
     const node = field.node;
     if (!isMap(node)) {
       this.report.error(field, `expected ${expected}, found ${shown(node)}`);
@@ -673,11 +647,7 @@ class Validator {
       const keyOffset = pair.key.range[0];
       if (!isScalar(key) || !(allowed as string[]).includes(name)) {
         const label = isScalar(key) ? JSON.stringify(name) : shown(key);
-        this.report.errorAt(
-          keyOffset,
-          join(field.path, name),
-          `unknown key ${label}${suggest(name, allowed)}; expected one of: ${allowed.join(', ')}`,
-        );
+        this.report.errorAt(keyOffset, join(field.path, name), `unknown key ${label}${suggest(name, allowed)}; expected one of: ${allowed.join(', ')}`);
         // Unknown keys do not stop the walk: the caller goes on checking the keys it knows.
         continue;
       }
@@ -920,9 +890,7 @@ function pathAt(node: ParsedNode | null, offset: number, path: string, key: stri
       // From the key to the end of its value: a tag or anchor before the value counts too.
       const end = (pair.value ?? pair.key).range[2];
       if (offset >= pair.key.range[0] && offset < end) {
-        return covers(pair.key, offset)
-          ? { path: childPath, key: name }
-          : pathAt(pair.value, offset, childPath, name);
+        return covers(pair.key, offset) ? { path: childPath, key: name } : pathAt(pair.value, offset, childPath, name);
       }
     }
   } else if (isSeq(node)) {

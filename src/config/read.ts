@@ -30,9 +30,7 @@ export async function readConfigFile(file: string): Promise<string> {
   // O_NONBLOCK: if the path became a FIFO since the stat, open() returns instead of waiting
   // for a writer; O_NOCTTY: a terminal never becomes our controlling terminal. fstat then
   // checks the file we actually hold, not whatever the path names by now.
-  const handle = await osCall(file, () =>
-    open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY),
-  );
+  const handle = await osCall(file, () => open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY));
   try {
     const stats = await osCall(file, () => handle.stat());
     refuseUnlessRegular(file, stats);
@@ -68,8 +66,7 @@ function refuseIfOthersMayWrite(file: string, stats: Stats): void {
   if (writer === undefined) return;
   const fix = writer === 'every user' ? `chmod o-w ${file}` : `chmod g-w ${file}, or chgrp root ${file}`;
   throw new ConfigError(
-    `cannot use ${file}: it is writable by ${writer} (mode ${modeOf(stats)}), who could then decide ` +
-      `where faithd6 relays; fix: ${fix}`,
+    `cannot use ${file}: it is writable by ${writer} (mode ${modeOf(stats)}), who could then decide ` + `where faithd6 relays; fix: ${fix}`,
   );
 }
 
@@ -146,9 +143,7 @@ function decode(file: string, bytes: Buffer): string {
   const line = countNewlines(bytes, lineStart) + 1;
   const col = bytes.subarray(lineStart, offset).toString('utf8').length + 1;
   const byte = (bytes[offset] as number).toString(16).padStart(2, '0');
-  throw new ConfigError(
-    `${file}:${line}:${col}: not UTF-8 text (byte 0x${byte}); is this a binary file? faithd6 reads config files as UTF-8`,
-  );
+  throw new ConfigError(`${file}:${line}:${col}: not UTF-8 text (byte 0x${byte}); is this a binary file? faithd6 reads config files as UTF-8`);
 }
 
 function countNewlines(bytes: Buffer, end: number): number {

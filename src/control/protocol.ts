@@ -4,9 +4,7 @@ import type { WorkerStats } from '../worker/messages.js';
 export type ControlRequest = { readonly cmd: 'status' } | { readonly cmd: 'reload' };
 
 export type ControlResponse =
-  | { readonly ok: true; readonly status: DaemonStatus }
-  | { readonly ok: true; readonly reload: ReloadOutcome }
-  | { readonly ok: false; readonly error: string };
+  { readonly ok: true; readonly status: DaemonStatus } | { readonly ok: true; readonly reload: ReloadOutcome } | { readonly ok: false; readonly error: string };
 
 /** The outcome of a reload: what changed, or why nothing did. */
 export interface ReloadOutcome {

@@ -117,7 +117,11 @@ function prepareRuntimeDirectory(dir: string): void {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') {
-      throw new FaithdError('NO_PERMISSION', `cannot create the runtime directory ${dir}: ${e.code} (set runtimeDirectory: to a directory this user may write)`, { cause: err });
+      throw new FaithdError(
+        'NO_PERMISSION',
+        `cannot create the runtime directory ${dir}: ${e.code} (set runtimeDirectory: to a directory this user may write)`,
+        { cause: err },
+      );
     }
     throw new FaithdError('INTERNAL', `cannot create the runtime directory ${dir}: ${e.message}`, { cause: err });
   }

@@ -13,9 +13,7 @@ import { sumStats, type FromWorker, type ToWorker, type WorkerStats } from '../w
 
 const WORKER_MODULE = new URL('../worker/process.js', import.meta.url);
 /** Workers speak to the supervisor only; systemd's notification variables are not theirs. */
-const WORKER_ENV = Object.fromEntries(
-  Object.entries(process.env).filter(([name]) => !/^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID|LISTEN_\w+)$/.test(name)),
-);
+const WORKER_ENV = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID|LISTEN_\w+)$/.test(name)));
 /** How long a worker may take to start listening before start() gives up. */
 const LISTEN_TIMEOUT = 10_000;
 /**
@@ -403,7 +401,7 @@ export class Supervisor {
       slots.map((slot) => {
         clearTimeout(slot.restartTimer);
         const child = slot.child;
-        if (child === undefined || child.exitCode !== null || child.signalCode !== null) return undefined;
+        if (child === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
         return new Promise<void>((resolve) => {
           const killer = setTimeout(() => child.kill('SIGKILL'), drain + KILL_GRACE);
           child.once('exit', () => {

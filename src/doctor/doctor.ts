@@ -223,8 +223,7 @@ async function portChecks(config: Config): Promise<Check[]> {
     const holders = new Map<Listener, Holder[]>();
     for (const l of here) holders.set(l, await Promise.all(l.processes.map(holder)));
     const whoHolds = (l: Listener): string => who(holders.get(l) ?? []);
-    const v4note =
-      ipv4.length === 0 ? '' : `; IPv4 listener on the same port, not in the way: ${ipv4.map((l) => `${l.text} ${whoHolds(l)}`).join(', ')}`;
+    const v4note = ipv4.length === 0 ? '' : `; IPv4 listener on the same port, not in the way: ${ipv4.map((l) => `${l.text} ${whoHolds(l)}`).join(', ')}`;
     const ipv6 = here.filter((l) => l.kind !== 'ip4');
     if (ipv6.length === 0) {
       checks.push({ ok: true, title, detail: `[::]:${port} is free${v4note}` });
@@ -262,7 +261,12 @@ async function portChecks(config: Config): Promise<Check[]> {
       }
     }
     if (problems.length > 0) checks.push(...problems);
-    else checks.push({ ok: true, title, detail: `faithd6 listens on ${ours.map((l) => l.text).join(', ')}, IPv6-only: ${ours.map(whoHolds).join(', ')}${v4note}` });
+    else
+      checks.push({
+        ok: true,
+        title,
+        detail: `faithd6 listens on ${ours.map((l) => l.text).join(', ')}, IPv6-only: ${ours.map(whoHolds).join(', ')}${v4note}`,
+      });
   }
   return checks;
 }
@@ -398,7 +402,10 @@ class Reachability {
     for (const rule of config.rules) for (const text of rule.from) add(text);
     const all = [...networks.values()];
     this.sources = all.flatMap((net) => {
-      const source = uncovered(net, all.filter((other) => other.length > net.length && within(net, other)));
+      const source = uncovered(
+        net,
+        all.filter((other) => other.length > net.length && within(net, other)),
+      );
       return source === undefined ? [] : [source];
     });
   }

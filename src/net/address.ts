@@ -54,10 +54,10 @@ export function parsePlainIPv6(text: string): bigint | undefined {
   for (let i = 0; i < leftCount; i++) words[i] = groups[i] as number;
   for (let i = leftCount, j = 8 - (groups.length - leftCount); i < groups.length; i++, j++) words[j] = groups[i] as number;
   return (
-    (BigInt(((words[0] as number) << 16 | (words[1] as number)) >>> 0) << 96n) |
-    (BigInt(((words[2] as number) << 16 | (words[3] as number)) >>> 0) << 64n) |
-    (BigInt(((words[4] as number) << 16 | (words[5] as number)) >>> 0) << 32n) |
-    BigInt(((words[6] as number) << 16 | (words[7] as number)) >>> 0)
+    (BigInt((((words[0] as number) << 16) | (words[1] as number)) >>> 0) << 96n) |
+    (BigInt((((words[2] as number) << 16) | (words[3] as number)) >>> 0) << 64n) |
+    (BigInt((((words[4] as number) << 16) | (words[5] as number)) >>> 0) << 32n) |
+    BigInt((((words[6] as number) << 16) | (words[7] as number)) >>> 0)
   );
 }
 
@@ -196,9 +196,7 @@ export class TranslationPrefix {
     if (!text.includes('/')) throw new Error(`"${text}" needs a prefix length, such as ${text}/96`);
     const network = parseNetwork6(text);
     if (!RFC6052_LENGTHS.includes(network.length)) {
-      throw new Error(
-        `"${text}" has length /${network.length}; RFC 6052 allows /${RFC6052_LENGTHS.join(', /')}`,
-      );
+      throw new Error(`"${text}" has length /${network.length}; RFC 6052 allows /${RFC6052_LENGTHS.join(', /')}`);
     }
     for (const [reserved, what] of RESERVED_FOR_PREFIX) {
       if (networks6Overlap(reserved, network)) {
@@ -255,11 +253,7 @@ export class TranslationPrefix {
     const low = 32 - high;
     const highValue = value >> BigInt(low);
     const lowValue = value & ((1n << BigInt(low)) - 1n);
-    return (
-      this.network.base |
-      (highValue << BigInt(128 - length - high)) |
-      (lowValue << BigInt(128 - 72 - low))
-    );
+    return this.network.base | (highValue << BigInt(128 - length - high)) | (lowValue << BigInt(128 - 72 - low));
   }
 }
 
@@ -270,10 +264,7 @@ export interface Translation {
 }
 
 /** Finds which prefix, if any, a dialled IPv6 address belongs to, and the IPv4 it embeds. */
-export function translate(
-  prefixes: readonly TranslationPrefix[],
-  address: bigint,
-): Translation | undefined {
+export function translate(prefixes: readonly TranslationPrefix[], address: bigint): Translation | undefined {
   for (const prefix of prefixes) {
     const ipv4 = prefix.toIPv4(address);
     if (ipv4 !== undefined) return { prefix, ipv4 };

@@ -1,14 +1,5 @@
 import os from 'node:os';
-import {
-  formatIPv4,
-  network4Within,
-  parseIPv4,
-  parseNetwork4,
-  parseNetwork6,
-  type Network4,
-  type Network6,
-  type TranslationPrefix,
-} from '../net/address.js';
+import { formatIPv4, network4Within, parseIPv4, parseNetwork4, parseNetwork6, type Network4, type Network6, type TranslationPrefix } from '../net/address.js';
 import type { RuleConfig } from '../config/types.js';
 
 /** Why a connection was refused, in the operator's words (these go into the log). */
@@ -35,9 +26,7 @@ export interface HostAddresses {
 }
 
 /** The part of `os.networkInterfaces()` that hostIPv4Addresses reads. */
-export type InterfaceTable = Readonly<
-  Record<string, readonly Pick<os.NetworkInterfaceInfo, 'address' | 'netmask' | 'family'>[] | undefined>
->;
+export type InterfaceTable = Readonly<Record<string, readonly Pick<os.NetworkInterfaceInfo, 'address' | 'netmask' | 'family'>[] | undefined>>;
 
 /**
  * The IPv4 addresses of this host (network namespace) and the directed broadcast address of each
@@ -93,7 +82,7 @@ function compile6(network: Network6): Words6 {
 function matches6(network: Words6, words: Uint32Array): boolean {
   for (let word = 0; word < network.count; word++) {
     // word < count <= 4, so every index exists.
-    if (((words[word]! & network.masks[word]!) >>> 0) !== network.bases[word]) return false;
+    if ((words[word]! & network.masks[word]!) >>> 0 !== network.bases[word]) return false;
   }
   return true;
 }
@@ -148,10 +137,7 @@ export class AccessPolicy {
   constructor(rules: readonly RuleConfig[], prefixes: readonly TranslationPrefix[], host: HostAddresses) {
     const hostAddresses = [...host.own, ...host.broadcasts].map((address) => address >>> 0);
     // The host's own and broadcast addresses are special as /32s: only that exact /32 names one.
-    const specialRanges = [
-      ...SPECIAL_PURPOSE,
-      ...hostAddresses.map((address) => parseNetwork4(formatIPv4(address))),
-    ];
+    const specialRanges = [...SPECIAL_PURPOSE, ...hostAddresses.map((address) => parseNetwork4(formatIPv4(address)))];
     this.#special = SPECIAL_PURPOSE.map((range) => compile4(range, true));
     this.#hostSpecial = new Set(hostAddresses);
     this.#prefixes = prefixes.map((prefix) => compile6(prefix.network));
@@ -162,7 +148,10 @@ export class AccessPolicy {
         from: rule.from.map((text) => compile6(parseNetwork6(text))),
         to: rule.to.map((text) => {
           const network = parseNetwork4(text);
-          return compile4(network, specialRanges.some((range) => network4Within(network, range)));
+          return compile4(
+            network,
+            specialRanges.some((range) => network4Within(network, range)),
+          );
         }),
         ports: rule.ports.length === 0 ? undefined : new Set(rule.ports),
         verdict: verdict(permit, index + 1, permit ? 'permitted by rule' : 'denied by rule'),
@@ -181,7 +170,7 @@ export class AccessPolicy {
     if (matches6(MAPPED, words)) return MAPPED_SOURCE;
     // ::1 (a client on the translator host itself) and :: lie in ::/96 but embed no IPv4
     // address; they go through the rules like any other source.
-    if (matches6(COMPATIBLE, words) && words[3]! > 1) return COMPATIBLE_SOURCE;
+    if (matches6(COMPATIBLE, words) && words[3] > 1) return COMPATIBLE_SOURCE;
     // A client inside a prefix is the translator talking to itself: a relay loop.
     if (matchesAny6(this.#prefixes, words)) return LOOPED_SOURCE;
 
@@ -205,7 +194,7 @@ function matchesAny6(networks: readonly Words6[], words: Uint32Array): boolean {
 
 function matchesAny4(networks: readonly Words4[], address: number, explicitOnly: boolean): boolean {
   for (const network of networks) {
-    if ((!explicitOnly || network.explicit) && ((address & network.mask) >>> 0) === network.base) {
+    if ((!explicitOnly || network.explicit) && (address & network.mask) >>> 0 === network.base) {
       return true;
     }
   }

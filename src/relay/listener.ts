@@ -75,7 +75,7 @@ export class Listener {
         return;
       }
       const options = { handle: client, allowHalfOpen: true, pauseOnCreate: true, readable: true, writable: true, onread: READ_INTO };
-      onSocket(new net.Socket(options as net.SocketConstructorOpts));
+      onSocket(new net.Socket(options));
     };
   }
 

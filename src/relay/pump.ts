@@ -144,4 +144,4 @@ export const READ_INTO: net.OnReadOpts = {
   callback(this: net.Socket, nread: number, buffer: Uint8Array) {
     return Pump.readFrom(this, nread, buffer);
   },
-} as unknown as net.OnReadOpts;
+};

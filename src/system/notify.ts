@@ -38,18 +38,28 @@ function oneLine(text: string): string {
   return text.replace(/[\r\n\0]+/g, ' ').trim();
 }
 
+/** What the systemd-notify package says: READY=1 and STATUS=. */
+interface PackageMessage {
+  readonly ready: boolean;
+  readonly status?: string;
+}
+
 /** One message: for the systemd-notify package, or assignments for the binary itself. */
-type Message = { readonly ready: boolean; readonly status?: string } | readonly string[];
+type Message = PackageMessage | readonly string[];
+
+function isAssignments(message: Message): message is readonly string[] {
+  return Array.isArray(message);
+}
 
 /** What a message says, for the log line of a failed send. */
 function assignments(message: Message): string[] {
-  if (Array.isArray(message)) return [...message];
-  const { ready, status } = message as Exclude<Message, readonly string[]>;
+  if (isAssignments(message)) return [...message];
+  const { ready, status } = message;
   return [...(ready ? ['READY=1'] : []), ...(status === undefined ? [] : [`STATUS=${status}`])];
 }
 
 /** The systemd-notify package's own spawn of the binary, bounded like the other path. */
-function sendWithPackage(message: { readonly ready: boolean; readonly status?: string }, pid: number): Promise<void> {
+function sendWithPackage(message: PackageMessage, pid: number): Promise<void> {
   const options = { pid, ...(message.ready ? { ready: true } : {}), ...(message.status === undefined ? {} : { status: message.status }) };
   let timer: NodeJS.Timeout | undefined;
   const bound = new Promise<never>((_, reject) => {
@@ -68,7 +78,11 @@ function sendWithBinary(message: readonly string[], pid: number): Promise<void> 
   return new Promise((resolve, reject) => {
     // --pid attributes the message to the supervisor (systemd-notify would otherwise name
     // itself or its parent); -- keeps any text from being read as an option.
-    execFile(BINARY, [`--pid=${pid}`, '--', ...message], { timeout: SEND_TIMEOUT, killSignal: 'SIGKILL', windowsHide: true }, (err) => (err ? reject(err) : resolve()));
+    execFile(BINARY, [`--pid=${pid}`, '--', ...message], { timeout: SEND_TIMEOUT, killSignal: 'SIGKILL', windowsHide: true }, (err) =>
+      // The cast is for prefer-promise-reject-errors: execFile's error type is an Omit<> of Error.
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
+      err === null ? resolve() : reject(err as NodeJS.ErrnoException),
+    );
   });
 }
 
@@ -104,7 +118,7 @@ export function systemdNotifier(pid: number = process.pid, log?: NotifyLog): Not
     tail = tail.then(async () => {
       if (missing) return;
       try {
-        await (Array.isArray(message) ? sendWithBinary(message as readonly string[], pid) : sendWithPackage(message as { ready: boolean; status?: string }, pid));
+        await (isAssignments(message) ? sendWithBinary(message, pid) : sendWithPackage(message, pid));
       } catch (err) {
         fail(err as Error, message);
       }

@@ -27,7 +27,8 @@ export interface RouteOutcome {
     | 'absent'; // down: there was none
 }
 
-type IpError = Error & { stderr?: string; cause?: NodeJS.ErrnoException & { code?: number | string } };
+/** What ip() rejects with: its stderr, and execFile's error (`code` the exit status, or ENOENT). */
+type IpError = Error & { stderr?: string; cause?: Error & { code?: number | string } };
 
 /** Runs `ip` with arguments; resolves with stdout, rejects with its stderr as the message. */
 function ip(args: readonly string[]): Promise<string> {
@@ -90,7 +91,9 @@ async function routeError(prefix: string, verb: string, err: IpError): Promise<F
   // denied"); with IPv6 left out of the kernel, "Address family not supported".
   if (/ipv6 is disabled|permission denied|address family not supported/i.test(detail)) {
     const reason = (await ipv6DisabledReason()) ?? 'IPv6 seems to be disabled';
-    return new FaithdError('ROUTE', `${what}: ${reason}; enable it (sysctl -w net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.lo.disable_ipv6=0) (${detail})`, { cause: err });
+    return new FaithdError('ROUTE', `${what}: ${reason}; enable it (sysctl -w net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.lo.disable_ipv6=0) (${detail})`, {
+      cause: err,
+    });
   }
   return new FaithdError('ROUTE', `${what}: ${detail}`, { cause: err });
 }

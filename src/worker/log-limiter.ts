@@ -35,10 +35,7 @@ export class LogLimiter {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.suppressed.size > 0) {
-      this.log.warn(
-        { suppressed: Object.fromEntries(this.suppressed), seconds: this.interval / 1000 },
-        'log lines suppressed (rate limit)',
-      );
+      this.log.warn({ suppressed: Object.fromEntries(this.suppressed), seconds: this.interval / 1000 }, 'log lines suppressed (rate limit)');
     }
     this.written = 0;
     this.suppressed = new Map();

@@ -121,7 +121,15 @@ export class Worker {
       up += relay.client.bytesRead;
       down += relay.backend.bytesRead;
     }
-    return { ...this.counts, active: this.relays.size, up, down, ends: { ...this.counts.ends }, deniedBy: { ...this.counts.deniedBy }, limitedBy: { ...this.counts.limitedBy } };
+    return {
+      ...this.counts,
+      active: this.relays.size,
+      up,
+      down,
+      ends: { ...this.counts.ends },
+      deniedBy: { ...this.counts.deniedBy },
+      limitedBy: { ...this.counts.limitedBy },
+    };
   }
 
   /**
@@ -139,10 +147,13 @@ export class Worker {
         clearTimeout(timer);
         resolve();
       };
-      const timer = setTimeout(() => {
-        for (const relay of this.relays.keys()) relay.stop();
-        check();
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          for (const relay of this.relays.keys()) relay.stop();
+          check();
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       this.afterClose = check;
       check();
     });
@@ -195,7 +206,12 @@ export class Worker {
     this.afterClose?.();
   }
 
-  private refuse(socket: net.Socket, end: 'not translated' | 'denied' | 'limit', client: string, fields: { readonly reason?: string; readonly [field: string]: unknown }): void {
+  private refuse(
+    socket: net.Socket,
+    end: 'not translated' | 'denied' | 'limit',
+    client: string,
+    fields: { readonly reason?: string; readonly [field: string]: unknown },
+  ): void {
     if (end === 'denied') {
       this.counts.denied += 1;
       bump(this.counts.deniedBy, fields.reason ?? 'unknown');

@@ -51,7 +51,10 @@ t.test('the human status names every port, worker and counter', async (t) => {
   t.match(text, 'faithd6 is running: pid 4242, up 1h2m3s, version 1.2.3');
   t.match(text, 'config: /etc/faithd6.yaml\n');
   t.match(text, 'last reload: 2026-11-22T11:00:00.000Z, applied (rules changed (1 -> 2 rules))');
-  t.match(text, 'port 5999 -> backend port 5999, 2 workers: 1 active, 10 relayed, 2 denied, 1 not translated, 0 over limit, 3 connect failures, 1.5 KiB up, 3.0 MiB down');
+  t.match(
+    text,
+    'port 5999 -> backend port 5999, 2 workers: 1 active, 10 relayed, 2 denied, 1 not translated, 0 over limit, 3 connect failures, 1.5 KiB up, 3.0 MiB down',
+  );
   t.match(text, '  worker pid 4243, 1 active, 10 relayed, 0 restarts');
   t.match(text, '  worker restarting, 2 restarts');
   t.match(text, '  ended: fin 10\n');

@@ -114,11 +114,6 @@ t.test('the shipped example', async (t) => {
   const file = fileURLToPath(new URL('../../etc/faithd6.yaml', import.meta.url));
   const out = describeConfig(await loadConfig(file));
   t.match(out, '  2001:db8:5999::/96  e.g. 192.0.2.10 -> 2001:db8:5999::c000:20a\n');
-  t.match(
-    out,
-    '  1. deny from 2001:db8:bad::/48 to 192.0.2.0/24 ports any\n' +
-      '  2. permit from any to 192.0.2.10/32 ports 5999\n' +
-      '  otherwise: deny\n',
-  );
+  t.match(out, '  1. deny from 2001:db8:bad::/48 to 192.0.2.0/24 ports any\n' + '  2. permit from any to 192.0.2.10/32 ports 5999\n' + '  otherwise: deny\n');
   t.match(out, 'warnings: none\n');
 });

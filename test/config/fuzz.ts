@@ -21,7 +21,6 @@ const CASE_BOUND_MS = 1000;
 
 t.comment(`fuzz seed ${SEED} (repeat with FAITHD6_FUZZ_SEED=${SEED})`);
 
-
 const rand = prng(SEED);
 const below = (n: number): number => Math.floor(rand() * n);
 const pick = <T>(list: readonly T[]): T => list[below(list.length)] as T;
@@ -63,9 +62,126 @@ runtimeDirectory: /run/faithd6
 `;
 const VALID_CONFIGS = [EXAMPLE, MINIMAL, FULL];
 
-const YAML_BITS = [':', ': ', '- ', '-', '[', ']', '{', '}', ',', '&a ', '*a', '&', '*', '!', '!!str ', '!!map ', '!!binary ', '!x ', '|', '>-', "'", '"', '#', '? ', '---\n', '...\n', '<<: *a', '%YAML 1.2\n', '\t', ' ', '  ', '\n', '\r\n', '\\', '@', '`', '\u00a0', '\ufeff', '\u2028', 'é', '🌐', '\0', '\x7f'];
-const KEYS = ['prefixes', 'route', 'services', 'rules', 'timeouts', 'limits', 'log', 'user', 'runtimeDirectory', 'port', 'backendPort', 'workers', 'action', 'from', 'to', 'ports', 'connect', 'idle', 'halfClosed', 'drain', 'connectionsPerWorker', 'level', '<<', 'x'];
-const SCALARS = ['2001:db8:5999::/96', '64:ff9b::/96', '::ffff:0:0/96', '2001:db8::', '2001:db8::/33', '192.0.2.10', '0.0.0.0/0', '127.0.0.1', '10.0.0.0/8', '::/0', '5999', '0', '-1', '65536', '99999999999999999999', '1e309', '0x10', '0o17', '.inf', '.nan', '~', 'null', 'true', 'no', 'permit', 'deny', 'manage', 'external', 'info', '10s', '1h30m', '30m1h', '1.5ms', '25d', 'faithd6', 'root', '/run/x', 'relative/x', '""', "''", '"\\u0000"', '"\\ud800"', '"\\x41"', '!!int x', '!!float 1', '!!null', '!!timestamp 2001-12-14'];
+const YAML_BITS = [
+  ':',
+  ': ',
+  '- ',
+  '-',
+  '[',
+  ']',
+  '{',
+  '}',
+  ',',
+  '&a ',
+  '*a',
+  '&',
+  '*',
+  '!',
+  '!!str ',
+  '!!map ',
+  '!!binary ',
+  '!x ',
+  '|',
+  '>-',
+  "'",
+  '"',
+  '#',
+  '? ',
+  '---\n',
+  '...\n',
+  '<<: *a',
+  '%YAML 1.2\n',
+  '\t',
+  ' ',
+  '  ',
+  '\n',
+  '\r\n',
+  '\\',
+  '@',
+  '`',
+  '\u00a0',
+  '\ufeff',
+  '\u2028',
+  'é',
+  '🌐',
+  '\0',
+  '\x7f',
+];
+const KEYS = [
+  'prefixes',
+  'route',
+  'services',
+  'rules',
+  'timeouts',
+  'limits',
+  'log',
+  'user',
+  'runtimeDirectory',
+  'port',
+  'backendPort',
+  'workers',
+  'action',
+  'from',
+  'to',
+  'ports',
+  'connect',
+  'idle',
+  'halfClosed',
+  'drain',
+  'connectionsPerWorker',
+  'level',
+  '<<',
+  'x',
+];
+const SCALARS = [
+  '2001:db8:5999::/96',
+  '64:ff9b::/96',
+  '::ffff:0:0/96',
+  '2001:db8::',
+  '2001:db8::/33',
+  '192.0.2.10',
+  '0.0.0.0/0',
+  '127.0.0.1',
+  '10.0.0.0/8',
+  '::/0',
+  '5999',
+  '0',
+  '-1',
+  '65536',
+  '99999999999999999999',
+  '1e309',
+  '0x10',
+  '0o17',
+  '.inf',
+  '.nan',
+  '~',
+  'null',
+  'true',
+  'no',
+  'permit',
+  'deny',
+  'manage',
+  'external',
+  'info',
+  '10s',
+  '1h30m',
+  '30m1h',
+  '1.5ms',
+  '25d',
+  'faithd6',
+  'root',
+  '/run/x',
+  'relative/x',
+  '""',
+  "''",
+  '"\\u0000"',
+  '"\\ud800"',
+  '"\\x41"',
+  '!!int x',
+  '!!float 1',
+  '!!null',
+  '!!timestamp 2001-12-14',
+];
 
 /** A random nested value built from the config's own vocabulary, for yaml's stringify. */
 function randomValue(depth: number): unknown {
@@ -89,9 +205,7 @@ function randomYaml(depth: number, indent: string): string {
   }
   const inner = `${indent}  `;
   const lines = Array.from({ length: 1 + below(4) }, () =>
-    roll < 0.7
-      ? `${inner}- ${randomYaml(depth - 1, `${inner}  `).trimStart()}`
-      : `${inner}${pick(KEYS)}: ${randomYaml(depth - 1, inner)}`,
+    roll < 0.7 ? `${inner}- ${randomYaml(depth - 1, `${inner}  `).trimStart()}` : `${inner}${pick(KEYS)}: ${randomYaml(depth - 1, inner)}`,
   );
   return `${props}\n${lines.join('\n')}`;
 }

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { inspect, promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { MAX_ALIAS_NODES, MAX_NESTING, MAX_PROBLEMS, loadConfig, parseConfig } from '../../src/config/load.js';
 import { MAX_CONFIG_BYTES } from '../../src/config/read.js';
@@ -64,7 +64,7 @@ async function refused(
   }
   const ms = performance.now() - started;
   if (!(caught instanceof ConfigError)) {
-    t.fail(`expected a ConfigError, got ${caught === undefined ? 'success' : String(caught)}`);
+    t.fail(`expected a ConfigError, got ${caught === undefined ? 'success' : inspect(caught)}`);
     return undefined;
   }
   t.equal(exitCodeFor(caught), EXIT.CONFIG, 'exit status 78');
@@ -137,7 +137,7 @@ t.test('not a regular file', async (t) => {
 t.test('size', async (t) => {
   t.test(`a 2 MiB file: refused from its size, before reading it`, async (t) => {
     const file = join(await scratch(t), 'huge.yaml');
-    await writeFile(file, VALID + `# ${'x'.repeat(77)}\n`.repeat(2 * 1024 * 1024 / 80));
+    await writeFile(file, VALID + `# ${'x'.repeat(77)}\n`.repeat((2 * 1024 * 1024) / 80));
     await refused(t, file, new RegExp(`a config file may be at most ${KIB} KiB and it is 2\\.0 MiB$`));
   });
   t.test('a file of exactly the bound loads; one byte more does not', async (t) => {
@@ -152,9 +152,13 @@ t.test('size', async (t) => {
   });
   // /proc/kallsyms: a "regular empty file" to stat, megabytes to read.
   const kallsyms = existsSync('/proc/kallsyms') && head('/proc/kallsyms', MAX_CONFIG_BYTES + 1).length > MAX_CONFIG_BYTES;
-  t.test('a file that reports size 0 and holds more is read only up to the bound', { skip: kallsyms ? false : 'no /proc/kallsyms larger than the bound' }, async (t) => {
-    await refused(t, '/proc/kallsyms', new RegExp(`at most ${KIB} KiB and it holds more than that$`));
-  });
+  t.test(
+    'a file that reports size 0 and holds more is read only up to the bound',
+    { skip: kallsyms ? false : 'no /proc/kallsyms larger than the bound' },
+    async (t) => {
+      await refused(t, '/proc/kallsyms', new RegExp(`at most ${KIB} KiB and it holds more than that$`));
+    },
+  );
 });
 
 t.test('permissions: a file others may write makes faithd6 theirs', async (t) => {
@@ -186,7 +190,11 @@ t.test('permissions: a file others may write makes faithd6 theirs', async (t) =>
     await mkdir(dir);
     await chmod(dir, 0o777);
     await writeFile(join(dir, 'faithd6.yaml'), VALID);
-    await refused(t, join(dir, 'faithd6.yaml'), /: its directory .*\/open is writable by every user \(mode 0777, no sticky bit\), who could replace the file; fix: chmod o-w .*\/open, or move the file$/);
+    await refused(
+      t,
+      join(dir, 'faithd6.yaml'),
+      /: its directory .*\/open is writable by every user \(mode 0777, no sticky bit\), who could replace the file; fix: chmod o-w .*\/open, or move the file$/,
+    );
     // A directory higher up lets others rename the whole branch away.
     await mkdir(join(dir, 'etc'));
     await writeFile(join(dir, 'etc', 'faithd6.yaml'), VALID);
@@ -217,7 +225,11 @@ t.test('permissions: a file others may write makes faithd6 theirs', async (t) =>
 function billionLaughs(): string {
   const lines = ['a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
   for (const [i, name] of [...'bcdefghi'].entries()) {
-    lines.push(`${name}: &${name} [${Array(9).fill(`*${'abcdefghi'[i] as string}`).join(', ')}]`);
+    lines.push(
+      `${name}: &${name} [${Array(9)
+        .fill(`*${'abcdefghi'[i] as string}`)
+        .join(', ')}]`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -232,7 +244,9 @@ t.test('YAML aliases', async (t) => {
   t.test('billion laughs where the validator walks: under rules and in rule fields', async (t) => {
     const laughs = billionLaughs().replaceAll('lol', '{action: permit, to: 192.0.2.1}');
     await refused(t, FILE, /too many alias expansions/, parse(`${laughs}${VALID.replace(/rules:[^]*/, 'rules: *i\n')}`));
-    const lists = billionLaughs().replaceAll('lol', '192.0.2.1').replace(/^(\w): /gm, 'x$1: ');
+    const lists = billionLaughs()
+      .replaceAll('lol', '192.0.2.1')
+      .replace(/^(\w): /gm, 'x$1: ');
     const rules = `rules: [${Array(50).fill('{action: permit, to: *xi, from: *xi}').join(', ')}]\n`;
     await refused(t, FILE, /too many alias expansions/, parse(lists + VALID.replace(/rules:[^]*/, rules)));
   });
@@ -250,7 +264,13 @@ t.test('YAML aliases', async (t) => {
   t.test('a few aliases are fine', async (t) => {
     const text = VALID.replace('to: 192.0.2.10', 'to: &s [192.0.2.10, 192.0.2.11]\n  - action: deny\n    to: *s');
     const rules = parseConfig(text, FILE).config.rules;
-    t.same(rules.map((r) => r.to), [['192.0.2.10/32', '192.0.2.11/32'], ['192.0.2.10/32', '192.0.2.11/32']]);
+    t.same(
+      rules.map((r) => r.to),
+      [
+        ['192.0.2.10/32', '192.0.2.11/32'],
+        ['192.0.2.10/32', '192.0.2.11/32'],
+      ],
+    );
   });
 });
 
@@ -277,7 +297,11 @@ t.test('deep nesting', async (t) => {
 
 t.test('binary and non-UTF-8 content', async (t) => {
   const cases: [string, Buffer, RegExp][] = [
-    ['random bytes', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 131 + 7) % 256)), /:1:\d+: not UTF-8 text \(byte 0x[89a-f][0-9a-f]\); is this a binary file\?/],
+    [
+      'random bytes',
+      Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 131 + 7) % 256)),
+      /:1:\d+: not UTF-8 text \(byte 0x[89a-f][0-9a-f]\); is this a binary file\?/,
+    ],
     ['Latin-1 on line 7', Buffer.from(`${VALID}# caf\xe9\n`, 'latin1'), /:7:6: not UTF-8 text \(byte 0xe9\)/],
     ['an overlong encoding', Buffer.from([0x61, 0x3a, 0x20, 0xc0, 0xaf, 0x0a]), /:1:4: not UTF-8 text \(byte 0xc0\)/],
     ['an encoded surrogate', Buffer.from([0x61, 0x3a, 0x20, 0xed, 0xa0, 0x80, 0x0a]), /:1:4: not UTF-8 text \(byte 0xed\)/],
@@ -328,12 +352,24 @@ t.test('large files stay fast and their messages short', async (t) => {
     return parts.join('') + tail;
   };
   t.test(`errors stop after ${MAX_PROBLEMS}`, async (t) => {
-    const e = await refusedLarge(t, /stopped after 100 errors; fix these first$/, fill('', () => '  ]\n'));
+    const e = await refusedLarge(
+      t,
+      /stopped after 100 errors; fix these first$/,
+      fill('', () => '  ]\n'),
+    );
     t.equal(e?.message.split('\n').length, MAX_PROBLEMS + 1);
   });
   t.test('a mapping with thousands of keys (yaml checks duplicates quadratically)', async (t) => {
-    await refusedLarge(t, /:1:2: k0: unknown key "k0"/, fill('{', (i) => `k${i}: 1, `, '}\n'));
-    const e = await refusedLarge(t, /:2:1: k: duplicate key "k"/, fill('', () => 'k: 1\n'));
+    await refusedLarge(
+      t,
+      /:1:2: k0: unknown key "k0"/,
+      fill('{', (i) => `k${i}: 1, `, '}\n'),
+    );
+    const e = await refusedLarge(
+      t,
+      /:2:1: k: duplicate key "k"/,
+      fill('', () => 'k: 1\n'),
+    );
     t.equal(e?.message.split('\n').length, MAX_PROBLEMS + 1);
   });
   t.test('thousands of prefixes (compared with each other)', async (t) => {
@@ -342,7 +378,12 @@ t.test('large files stay fast and their messages short', async (t) => {
     await refusedLarge(t, /prefixes\[\d{4,}\]: "2001:db8::\/32" overlaps prefixes\[0\] \(2001:db8::\/96\)/, text);
   });
   t.test('a key or a value of 100 KiB is shown by its start and end', async (t) => {
-    const value = await refused(t, FILE, /route: expected one of: manage, external; found "x{100,} … x{50,}" \(a string\)$/, parse(`${VALID}route: "${'x'.repeat(100_000)}"\n`));
+    const value = await refused(
+      t,
+      FILE,
+      /route: expected one of: manage, external; found "x{100,} … x{50,}" \(a string\)$/,
+      parse(`${VALID}route: "${'x'.repeat(100_000)}"\n`),
+    );
     t.ok((value?.message.length ?? Infinity) < 1000, 'a short message');
     // An explicit key (?): YAML limits implicit keys to 1024 characters.
     const key = await refused(t, FILE, /:7:3: k{50,} … k{50,}: unknown key "k{50,} … .*runtimeDirectory$/, parse(`${VALID}? ${'k'.repeat(100_000)}\n: 1\n`));

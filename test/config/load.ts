@@ -217,7 +217,13 @@ log:
   expectError(t, text, 'prot', 'services[0].prot', /^unknown key "prot" \(did you mean "port"\?\); expected one of: port, backendPort, workers$/);
   expectError(t, text, 'form', 'rules[0].form', /^unknown key "form" \(did you mean "from"\?\); expected one of: action, from, to, ports$/);
   expectError(t, text, 'conect', 'timeouts.conect', /did you mean "connect"/);
-  expectError(t, text, 'connections', 'limits.connections', /^unknown key "connections"; expected one of: connectionsPerWorker, connectionsPerSource, sourcePrefixLength, /);
+  expectError(
+    t,
+    text,
+    'connections',
+    'limits.connections',
+    /^unknown key "connections"; expected one of: connectionsPerWorker, connectionsPerSource, sourcePrefixLength, /,
+  );
   expectError(t, text, 'file', 'log.file', /^unknown key "file"; expected one of: level$/);
   expectError(t, text, '[a, b]', 'log.?', /^unknown key a list; expected one of: level$/);
   t.equal(errorsOf(t, text).length, 6, 'one error each, nothing more');
@@ -276,9 +282,7 @@ rules:
 t.test('missing prefixes, pointing at the mapping that lacks it', async (t) => {
   const text = `# faithd6\n${VALID.split('\n').slice(1).join('\n')}`;
   const lines = errorsOf(t, text);
-  t.same(lines, [
-    `${at(text, 'services:')}: prefixes: required key is missing (expected a list of translation prefixes such as 2001:db8:5999::/96)`,
-  ]);
+  t.same(lines, [`${at(text, 'services:')}: prefixes: required key is missing (expected a list of translation prefixes such as 2001:db8:5999::/96)`]);
 });
 
 t.test('other missing required keys', async (t) => {
@@ -409,9 +413,7 @@ services:
 rules: []
 `;
   const lines = errorsOf(t, text);
-  t.same(lines, [
-    `${at(text, '5999', 3)}: services[2].port: port 5999 is already a service (services[0]); each port may appear once`,
-  ]);
+  t.same(lines, [`${at(text, '5999', 3)}: services[2].port: port 5999 is already a service (services[0]); each port may appear once`]);
 });
 
 t.test('bad workers', async (t) => {
@@ -498,9 +500,7 @@ rules:
     ports: 80
 `;
   const lines = errorsOf(t, text);
-  t.same(lines, [
-    `${at(text, '80')}: rules[0].ports: port 80 is not a service port (services: 5999, 554); add it to services or remove it here`,
-  ]);
+  t.same(lines, [`${at(text, '80')}: rules[0].ports: port 80 is not a service port (services: 5999, 554); add it to services or remove it here`]);
 });
 
 t.test('a YAML syntax error', async (t) => {
@@ -518,7 +518,13 @@ rules: []
   // A key with no value before the error, to walk past it when locating the error.
   const afterEmptyKey = `? route\nprefixes: [2001:db8:5999::/96\nservices: x\n`;
   // yaml notices the unclosed [ where the next key starts.
-  expectError(t, afterEmptyKey, 'services', 'services', /^YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a \]$/);
+  expectError(
+    t,
+    afterEmptyKey,
+    'services',
+    'services',
+    /^YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a \]$/,
+  );
   const twoDocs = `${VALID}---\n${VALID}`;
   expectError(t, twoDocs, '---', '', /^YAML syntax error: Source contains multiple documents/);
 });
@@ -531,16 +537,12 @@ services:
     workers: 2
 rules: []
 `;
-  t.same(errorsOf(t, text), [
-    `${at(text, 'workers', 2)}: services[0].workers: duplicate key "workers" (a key may appear only once in a mapping)`,
-  ]);
+  t.same(errorsOf(t, text), [`${at(text, 'workers', 2)}: services[0].workers: duplicate key "workers" (a key may appear only once in a mapping)`]);
 });
 
 t.test('an empty file', async (t) => {
   for (const text of ['', '\n\n', '# only a comment\n']) {
-    t.same(errorsOf(t, text), [
-      `${FILE}:1:1: the file is empty; expected a mapping with at least prefixes, services and rules`,
-    ], JSON.stringify(text));
+    t.same(errorsOf(t, text), [`${FILE}:1:1: the file is empty; expected a mapping with at least prefixes, services and rules`], JSON.stringify(text));
   }
 });
 
@@ -582,9 +584,7 @@ bogus: 1
 t.test('warnings', async (t) => {
   t.test('no rules', async (t) => {
     const text = `prefixes: 2001:db8:5999::/96\nservices: [{port: 1}]\nrules: []\n`;
-    t.same(parseConfig(text, FILE).warnings, [
-      `${at(text, '[]')}: rules: no rules: every connection will be denied`,
-    ]);
+    t.same(parseConfig(text, FILE).warnings, [`${at(text, '[]')}: rules: no rules: every connection will be denied`]);
   });
   t.test('a permit rule to 0.0.0.0/0', async (t) => {
     const text = `prefixes: 2001:db8:5999::/96
@@ -613,9 +613,15 @@ rules:
     t.equal(warnings.length, 5, 'none for the deny rule nor for 8.8.8.8');
     t.match(warnings[0], `${at(text, '10.1.0.0/16')}: rules[1].to[1]: 10.1.0.0/16 overlaps non-global IPv4 space: 10.0.0.0/8 (private use); RFC 6052 §3.1`);
     t.match(warnings[1], `${at(text, '172.0.0.0/8')}: rules[1].to[2]: 172.0.0.0/8 overlaps non-global IPv4 space: 172.16.0.0/12 (private use);`);
-    t.match(warnings[2], `${at(text, '198.51.100.7')}: rules[1].to[3]: 198.51.100.7/32 overlaps non-global IPv4 space: 198.51.100.0/24 (documentation (TEST-NET-2))`);
+    t.match(
+      warnings[2],
+      `${at(text, '198.51.100.7')}: rules[1].to[3]: 198.51.100.7/32 overlaps non-global IPv4 space: 198.51.100.0/24 (documentation (TEST-NET-2))`,
+    );
     t.match(warnings[3], `${at(text, '0.0.0.0/0')}: rules[1].to[4]: permits every IPv4 destination`);
-    t.match(warnings[4], `${at(text, '0.0.0.0/0')}: rules[1].to[4]: 0.0.0.0/0 overlaps non-global IPv4 space: 0.0.0.0/8 ("this network"), 10.0.0.0/8 (private use), 100.64.0.0/10 (shared address space) and 12 more;`);
+    t.match(
+      warnings[4],
+      `${at(text, '0.0.0.0/0')}: rules[1].to[4]: 0.0.0.0/0 overlaps non-global IPv4 space: 0.0.0.0/8 ("this network"), 10.0.0.0/8 (private use), 100.64.0.0/10 (shared address space) and 12 more;`,
+    );
   });
   t.test('no well-known-prefix warning for a network-specific prefix', async (t) => {
     const text = VALID.replace('192.0.2.10', '10.0.0.1');
@@ -632,6 +638,8 @@ t.test('loadConfig', async (t) => {
     for (const thrown of [new Error('something odd'), 'something odd']) {
       const { readConfigFile: mocked } = await t.mockImport<typeof import('../../src/config/read.js')>(
         '../../src/config/read.js',
+        // A string on purpose: read.ts must word a non-Error rejection too.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
         { 'node:fs/promises': { ...(await import('node:fs/promises')), stat: async () => Promise.reject(thrown) } },
       );
       await t.rejects(mocked('/x.yaml'), { name: 'ConfigError', message: 'cannot read /x.yaml: something odd' });
@@ -671,6 +679,9 @@ t.test('loadConfig', async (t) => {
         t.match(to, /^192\.0\.2\./, `permit ${to} is in the documentation range`);
       }
     }
-    t.ok(config.rules.some((r) => r.action === 'permit'), 'permits something');
+    t.ok(
+      config.rules.some((r) => r.action === 'permit'),
+      'permits something',
+    );
   });
 });

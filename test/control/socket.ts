@@ -99,5 +99,8 @@ t.test('an unreadable answer is reported as such', async (t) => {
 
 t.test('a socket path too long for sun_path is refused with a clear error', async (t) => {
   const path = join(shortDir(t), 'x'.repeat(120), 'control.sock');
-  await t.rejects(ControlServer.listen(path, async () => ({ ok: false, error: '' }), log), { code: 'CONFIG', message: /longer than 107 bytes/ });
+  await t.rejects(
+    ControlServer.listen(path, async () => ({ ok: false, error: '' }), log),
+    { code: 'CONFIG', message: /longer than 107 bytes/ },
+  );
 });

@@ -124,11 +124,82 @@ for (const [name, args, file, why] of cases) {
   });
 }
 
-
 const SEED = 0x6d2b;
-const YAML_BITS = [':', '-', '[', ']', '{', '}', '&a', '*a', '!', '!!binary', '|', '>', "'", '"', '#', '%YAML 1.1', '@', '`', '\n', ' ', '\t', '?', ',', '---', '...', '<<: *a', '\u00a0', '\ufeff'];
-const KEYS = ['prefixes', 'route', 'services', 'rules', 'limits', 'timeouts', 'log', 'user', 'runtimeDirectory', 'port', 'from', 'to', 'ports', 'action', 'workers', 'x'];
-const SCALARS = ['64:ff9b:1::/96', '198.18.0.0/15', '5999', '-1', '99999999999999999999', '1e309', '0x10', '2h4m', '5s', '~', 'null', 'true', 'NaN', '.inf', "''", '"\\u0000"', 'permit', 'deny', '::/0', '0.0.0.0/0', '&a x', '*a', '!!str 5', '!!int x', '"\\ud800"'];
+const YAML_BITS = [
+  ':',
+  '-',
+  '[',
+  ']',
+  '{',
+  '}',
+  '&a',
+  '*a',
+  '!',
+  '!!binary',
+  '|',
+  '>',
+  "'",
+  '"',
+  '#',
+  '%YAML 1.1',
+  '@',
+  '`',
+  '\n',
+  ' ',
+  '\t',
+  '?',
+  ',',
+  '---',
+  '...',
+  '<<: *a',
+  '\u00a0',
+  '\ufeff',
+];
+const KEYS = [
+  'prefixes',
+  'route',
+  'services',
+  'rules',
+  'limits',
+  'timeouts',
+  'log',
+  'user',
+  'runtimeDirectory',
+  'port',
+  'from',
+  'to',
+  'ports',
+  'action',
+  'workers',
+  'x',
+];
+const SCALARS = [
+  '64:ff9b:1::/96',
+  '198.18.0.0/15',
+  '5999',
+  '-1',
+  '99999999999999999999',
+  '1e309',
+  '0x10',
+  '2h4m',
+  '5s',
+  '~',
+  'null',
+  'true',
+  'NaN',
+  '.inf',
+  "''",
+  '"\\u0000"',
+  'permit',
+  'deny',
+  '::/0',
+  '0.0.0.0/0',
+  '&a x',
+  '*a',
+  '!!str 5',
+  '!!int x',
+  '"\\ud800"',
+];
 
 function randomYaml(rand: () => number, depth: number): string {
   const pick = <T>(list: readonly T[]): T => list[Math.floor(rand() * list.length)]!;
@@ -189,7 +260,7 @@ t.test(`fuzz: ${FUZZ_CASES} random configs (seed ${SEED}), ${FUZZ_AT_ONCE} at a 
   timings.push(`fuzz: ${FUZZ_CASES} cases in ${Date.now() - started} ms, ${JSON.stringify(verdicts)}, slowest ${slowest} ms`);
 });
 
-t.test('SIGHUP with the running daemon\'s file replaced by a FIFO, then by an alias bomb', async (t) => {
+t.test("SIGHUP with the running daemon's file replaced by a FIFO, then by an alias bomb", async (t) => {
   const daemon = await startDaemon(t, net, { services: [{ port: PORT }] });
   const server = net.peer('s4', ['server', 'echo', '--host', ADDR.server4, '--port', String(PORT), '--timeout', '60']);
   await server.waitFor((l) => l.event === 'listening', { timeout: 5000, what: 'echo server listening' });

@@ -33,8 +33,7 @@ await echo.waitFor((l) => l.event === 'listening', { timeout: 5000, what: 'echo 
 const pid = daemon.workerPid(PORT);
 if (pid === undefined) throw new Error('no "worker started" line for the port');
 const fds = (): number => readdirSync(`/proc/${pid}/fd`).length;
-const nofile = (): number[] =>
-  (/^Max open files\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8')) ?? []).slice(1).map(Number);
+const nofile = (): number[] => (/^Max open files\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8')) ?? []).slice(1).map(Number);
 const workerStarts = (): number => daemon.proc.filter((l) => l.msg === 'worker started').length;
 
 function client(args: string[], host = DST6): Proc {

@@ -37,7 +37,20 @@ const round = (ms: number): number => Math.round(ms);
 t.test(`${CAP}+${EXCESS} connections from one /64 to a blackholed backend`, async (t) => {
   const s4Before = await net.tcpCounters('s4');
   const started = Date.now();
-  const flood = net.peer('c6', ['client', 'hold', '--conns', String(CAP + EXCESS), '--local', ADDR.client6, '--host', BLACKHOLE6, '--port', String(PORT), '--timeout', '20']);
+  const flood = net.peer('c6', [
+    'client',
+    'hold',
+    '--conns',
+    String(CAP + EXCESS),
+    '--local',
+    ADDR.client6,
+    '--host',
+    BLACKHOLE6,
+    '--port',
+    String(PORT),
+    '--timeout',
+    '20',
+  ]);
 
   // The excess: reset by faithd6 at once, without waiting for anything.
   const resets = await flood.waitForCount(isReset, EXCESS, { timeout: 5000, what: `${EXCESS} resets` });
@@ -82,7 +95,7 @@ t.test(`${CAP}+${EXCESS} connections from one /64 to a blackholed backend`, asyn
   t.equal(after.totals.ends['connect timeout'], CAP, `status: ends['connect timeout'] = ${CAP}`);
   t.equal(after.totals.active, 0, 'status: nothing active any more');
   const s4After = await net.tcpCounters('s4');
-  t.equal(s4After.PassiveOpens! - s4Before.PassiveOpens!, 1, 's4 accepted only the second source\'s connection');
+  t.equal(s4After.PassiveOpens! - s4Before.PassiveOpens!, 1, "s4 accepted only the second source's connection");
 
   const refusalLines = daemon.proc.filter((l) => l.msg === 'relay closed' && l.end === 'limit').length;
   t.ok(refusalLines <= 20, `the log holds at most 20 limit lines (${refusalLines})`);

@@ -14,8 +14,7 @@ const SCANNED_PORTS = [5902, 5903, 5904, 5905, 5906, 5907];
 const BURST = 20;
 const INTERVAL_S = 10;
 
-const range = (prefix: string, from: number, to: number): string[] =>
-  Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${from + i}`);
+const range = (prefix: string, from: number, to: number): string[] => Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${from + i}`);
 /**
  * 50 destinations a scanner would try: s4's real addresses (which would answer), the
  * translator's own, loopback and the metadata service, the rest of s4's subnet, the blackholed

@@ -61,8 +61,20 @@ t.test(`${CONNS} slow readers, ${(CONNS * EACH) / MiB} MiB in all`, async (t) =>
   t.teardown(() => clearInterval(sampler));
   const started = Date.now();
   const readers = net.peer('c6', [
-    'client', 'sink', '--conns', String(CONNS), '--read-rate', String(SLOW_RATE), '--read-rate-for', String(SLOW_MS),
-    '--host', translate(ADDR.server4), '--port', String(PORT), '--timeout', '60',
+    'client',
+    'sink',
+    '--conns',
+    String(CONNS),
+    '--read-rate',
+    String(SLOW_RATE),
+    '--read-rate-for',
+    String(SLOW_MS),
+    '--host',
+    translate(ADDR.server4),
+    '--port',
+    String(PORT),
+    '--timeout',
+    '60',
   ]);
   // Near the end of the slow phase: how far faithd6 has read ahead of the readers.
   await new Promise((resolve) => setTimeout(resolve, SLOW_MS - 800));
@@ -79,9 +91,18 @@ t.test(`${CONNS} slow readers, ${(CONNS * EACH) / MiB} MiB in all`, async (t) =>
   const servers = await server.waitForCount(isDone(), CONNS + 1, { timeout: 10_000, what: 'server connections done' });
   const sent = new Set(servers.slice(1).map((l: Line) => l.sentSha));
   t.same(summary.ends, { eof: CONNS }, `all ${CONNS} readers got everything and an EOF`);
-  t.ok(clients.every((l) => l.received === EACH), `each reader received ${EACH / MiB} MiB`);
-  t.ok(clients.every((l) => sent.has(l.receivedSha)), 'sha256 of every reader equals that of what a server sent');
-  t.ok(clients.every((l) => Number(l.ms) >= SLOW_MS), `the readers were slow for their first ${SLOW_MS} ms`);
+  t.ok(
+    clients.every((l) => l.received === EACH),
+    `each reader received ${EACH / MiB} MiB`,
+  );
+  t.ok(
+    clients.every((l) => sent.has(l.receivedSha)),
+    'sha256 of every reader equals that of what a server sent',
+  );
+  t.ok(
+    clients.every((l) => Number(l.ms) >= SLOW_MS),
+    `the readers were slow for their first ${SLOW_MS} ms`,
+  );
 
   // While they read at 1 MiB/s, faithd6 read little more than that from the servers.
   const slowDown = slow.totals.down - EACH; // minus the warm-up

@@ -20,7 +20,6 @@ import {
 import { v4, v6 } from '../fixtures/addresses.js';
 import { prng } from '../fixtures/prng.js';
 
-
 t.test('parseIPv6 and formatIPv6', async (t) => {
   t.equal(parseIPv6('::'), 0n);
   t.equal(parseIPv6('::1'), 1n);
@@ -224,7 +223,6 @@ t.test('translate', async (t) => {
   t.equal(translate([], v6('64:ff9b::1')), undefined);
 });
 
-
 /**
  * RFC 6052 §2.2's figure, independently of src/net/address.ts: the prefix's octets, then the four
  * IPv4 octets from octet length/8 on, jumping over octet 8 (bits 64..71), then zeros.
@@ -277,9 +275,7 @@ t.test('property: TranslationPrefix agrees with an independent RFC 6052 layout',
       const back = prefix.toIPv4(BigInt(`0x${expected.toString('hex')}`));
       checked++;
       if (actualText !== expectedText || back !== ipv4 || !prefix.contains(translated)) {
-        failures.push(
-          `${formatIPv4(ipv4)} via ${prefix.text}: toIPv6 ${actualText}, expected ${expectedText}; toIPv4 ${back}`,
-        );
+        failures.push(`${formatIPv4(ipv4)} via ${prefix.text}: toIPv6 ${actualText}, expected ${expectedText}; toIPv4 ${back}`);
       }
       // Any bit set in the u octet or the suffix must make it a non-translation.
       const spare = [8, ...Array.from({ length: 16 - (length / 8 + 5) }, (_, k) => length / 8 + 5 + k)];
@@ -319,15 +315,42 @@ t.test('the quick parser agrees with ip-address, and never accepts what it rejec
     same(full.toUpperCase(), value);
     same(formatIPv6(value), value); // RFC 5952 compressed
     same(new URL(`http://[${full}]/`).hostname.slice(1, -1), value); // as Node prints it
-    const dotted = `${words.slice(0, 6).map((w) => w.toString(16)).join(':')}:${formatIPv4(Number(value & 0xffffffffn))}`;
+    const dotted = `${words
+      .slice(0, 6)
+      .map((w) => w.toString(16))
+      .join(':')}:${formatIPv4(Number(value & 0xffffffffn))}`;
     same(dotted, value);
   }
   t.equal(mismatches, 0, `${checked} texts of 5,000 random addresses read alike`);
-  const junk = ['', ':', ':::', '1::2::3', '1:2:3:4:5:6:7:8:9', '1:2:3:4::5:6:7:8', 'g::1', '12345::', '::1.2.3', '::1.2.3.256',
-    '1.2.3.4::', '::1.2.3.4:5', ' ::1', '::1 ', '1:', ':1', '::1:', 'fe80::1%eth0', '2001:db8::/64', '::01.2.3.4'];
+  const junk = [
+    '',
+    ':',
+    ':::',
+    '1::2::3',
+    '1:2:3:4:5:6:7:8:9',
+    '1:2:3:4::5:6:7:8',
+    'g::1',
+    '12345::',
+    '::1.2.3',
+    '::1.2.3.256',
+    '1.2.3.4::',
+    '::1.2.3.4:5',
+    ' ::1',
+    '::1 ',
+    '1:',
+    ':1',
+    '::1:',
+    'fe80::1%eth0',
+    '2001:db8::/64',
+    '::01.2.3.4',
+  ];
   for (const text of junk) {
     const quick = parsePlainIPv6(text);
     if (quick !== undefined) t.ok(Address6.isValid(text), `accepted only what ip-address accepts: ${JSON.stringify(text)}`);
-    t.equal(parseIPv6(text) === undefined, !(Address6.isValid(text) && !text.includes('%') && !text.includes('/')), `parseIPv6(${JSON.stringify(text)}) agrees`);
+    t.equal(
+      parseIPv6(text) === undefined,
+      !(Address6.isValid(text) && !text.includes('%') && !text.includes('/')),
+      `parseIPv6(${JSON.stringify(text)}) agrees`,
+    );
   }
 });

@@ -46,10 +46,7 @@ function entry(out: string, title: string): string {
 
 /** Starts a node listener in xl and waits until it listens. */
 async function listener(t: Test, options: string) {
-  const proc = net.spawn('xl', process.execPath, [
-    '-e',
-    `require('node:net').createServer().listen(${options}, () => console.log('{"event":"listening"}'))`,
-  ]);
+  const proc = net.spawn('xl', process.execPath, ['-e', `require('node:net').createServer().listen(${options}, () => console.log('{"event":"listening"}'))`]);
   await proc.waitFor((l) => l.event === 'listening', { timeout: 5000, what: 'listener' });
   t.teardown(() => proc.stop());
   return proc;
@@ -121,7 +118,10 @@ t.test('service ports: a dual-stack listener and another IPv6 listener are ✗, 
   t.teardown(() => daemon.stop());
   result = await faithd6(['doctor', '-c', file]);
   t.equal(result.code, 0, result.out);
-  t.match(entry(result.out, 'port 5999'), /^✓ port 5999: faithd6 listens on \[::\]:5999, IPv6-only: .*faithd6: (supervisor|worker).*; IPv4 listener on the same port, not in the way/);
+  t.match(
+    entry(result.out, 'port 5999'),
+    /^✓ port 5999: faithd6 listens on \[::\]:5999, IPv6-only: .*faithd6: (supervisor|worker).*; IPv4 listener on the same port, not in the way/,
+  );
   t.match(entry(result.out, 'port 6100'), /^✓ port 6100: faithd6 listens on \[::\]:6100, IPv6-only/);
   t.equal((await daemon.stop()).code, 0);
 });
@@ -176,7 +176,10 @@ t.test('--name: the AAAA in the prefix, its IPv4 permitted, the A record the sam
   const permitted = await faithd6(['doctor', '-c', file, '--name', 'permitted.test']);
   t.equal(permitted.code, 0, permitted.out);
   t.match(permitted.out, `✓ name permitted.test: AAAA ${translate(ADDR.server4)} is in ${PREFIX} and stands for ${ADDR.server4}`);
-  t.match(permitted.out, `✓ name permitted.test: ${ADDR.server4} is permitted: port 5999 by rule 2 (from 2001:db8:c6::/64, e.g. 2001:db8:c6::); port 6100 by rule 2`);
+  t.match(
+    permitted.out,
+    `✓ name permitted.test: ${ADDR.server4} is permitted: port 5999 by rule 2 (from 2001:db8:c6::/64, e.g. 2001:db8:c6::); port 6100 by rule 2`,
+  );
   t.match(permitted.out, `✓ name permitted.test: A ${ADDR.server4} is the IPv4 address the AAAA records stand for`);
 
   const outside = await faithd6(['doctor', '-c', file, '--name', 'outside.test']);
@@ -188,7 +191,10 @@ t.test('--name: the AAAA in the prefix, its IPv4 permitted, the A record the sam
   t.equal(denied.code, 1);
   const deniedEntry = entry(denied.out, `name denied.test: ${DENIED}`);
   t.match(deniedEntry, `✗ name denied.test: ${DENIED} is denied to every client on every service port (5999, 6100): denied by rule 1`);
-  t.match(deniedEntry, `\n  fix: add a permit rule for it before any rule that denies it, e.g. - { action: permit, from: [YOUR CLIENTS' PREFIX], to: [${DENIED}/32] }`);
+  t.match(
+    deniedEntry,
+    `\n  fix: add a permit rule for it before any rule that denies it, e.g. - { action: permit, from: [YOUR CLIENTS' PREFIX], to: [${DENIED}/32] }`,
+  );
 
   const mismatch = await faithd6(['doctor', '-c', file, '--name', 'mismatch.test']);
   t.equal(mismatch.code, 1);
@@ -230,7 +236,10 @@ t.test('an invalid config: ✗ first, host checks still run, exit 78', async (t)
 t.test("the config file's warnings are notes under its ✓", async (t) => {
   const file = await configFile(t, { rules: [] });
   const result = await faithd6(['doctor', '-c', file]);
-  t.match(entry(result.out, 'config'), /^✓ config .*: valid: .*0 rules.*\n  note: warning: .*faithd6\.yaml:\d+:\d+: rules: no rules: every connection will be denied$/);
+  t.match(
+    entry(result.out, 'config'),
+    /^✓ config .*: valid: .*0 rules.*\n  note: warning: .*faithd6\.yaml:\d+:\d+: rules: no rules: every connection will be denied$/,
+  );
 });
 
 t.test('help lists the checks and the exit statuses', async (t) => {

@@ -10,7 +10,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { stringify } from 'yaml';
-import { PERMIT_CLIENT_TO_S4, portOf, runCli, fromClientPort, type CliResult, type DaemonConfig, type RuleConfig, type StatusJson } from '../fixtures/daemon.js';
+import {
+  PERMIT_CLIENT_TO_S4,
+  portOf,
+  runCli,
+  fromClientPort,
+  type CliResult,
+  type DaemonConfig,
+  type RuleConfig,
+  type StatusJson,
+} from '../fixtures/daemon.js';
 import { ADDR, PREFIX, buildNetwork, isDone, translate, type Line, type Proc } from '../fixtures/netns.js';
 
 const MiB = 1024 * 1024;
@@ -67,7 +76,13 @@ async function echoServer(host: string, port: number): Promise<Proc> {
   return proc;
 }
 const servers = new Map<string, Proc>();
-for (const [host, port] of [[S2, P1], [S3, P1], [S3, P2], [S2, P3]] as const) servers.set(`${host}:${port}`, await echoServer(host, port));
+for (const [host, port] of [
+  [S2, P1],
+  [S3, P1],
+  [S3, P2],
+  [S2, P3],
+] as const)
+  servers.set(`${host}:${port}`, await echoServer(host, port));
 const server = (host: string, port: number): Proc => servers.get(`${host}:${port}`)!;
 
 /** A client in c6 for `host`'s translated address; `args` as peer.js takes them. */
@@ -180,7 +195,8 @@ t.test('start: returns once every port relays; pidfile, control socket, own sess
   t.equal(workers.length, 2, 'one worker per port');
   // With no `user:` in the config: the `faithd6` user if there is one, else nobody.
   const dedicated = spawnSync('id', ['-u', 'faithd6'], { encoding: 'utf8' });
-  const [userName, userId] = dedicated.status === 0 ? ['faithd6', Number(dedicated.stdout)] : ['nobody', Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout)];
+  const [userName, userId] =
+    dedicated.status === 0 ? ['faithd6', Number(dedicated.stdout)] : ['nobody', Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout)];
   for (const w of workers) t.equal(w === null ? -1 : uid(w), userId, `worker ${String(w)} runs as ${userName}`);
   t.match(await localRoute(), /^local 64:ff9b:1::\/96 dev lo/, 'the local route is in place');
 });
@@ -202,11 +218,15 @@ t.test('status shows the connections: active, relayed, bytes', async (t) => {
   t.equal(st.config, FILE, 'config file');
   t.equal(st.lastReload, null, 'no reload yet');
   t.same(st.file, { valid: true }, 'the file on disk is valid');
-  t.same(st.ports.map((p) => p.port), [P1, P2], 'ports');
+  t.same(
+    st.ports.map((p) => p.port),
+    [P1, P2],
+    'ports',
+  );
   const p1 = st.ports[0]!;
   t.match(p1.workers, [{ restarts: 0, answering: true }], `port ${P1}: its worker answers`);
   t.match(p1.totals, { active: 1, relayed: 2, denied: 0, connectFailed: 0 }, `port ${P1}: 1 active (the stream), 2 relayed`);
-  t.ok(p1.totals.up! > MiB && p1.totals.down! > MiB, `port ${P1}: bytes include the open stream (up ${p1.totals.up}, down ${p1.totals.down})`);
+  t.ok(p1.totals.up > MiB && p1.totals.down > MiB, `port ${P1}: bytes include the open stream (up ${p1.totals.up}, down ${p1.totals.down})`);
   t.match(st.ports[1]!.totals, { active: 0, relayed: 0, up: 0, down: 0 }, `port ${P2}: nothing yet`);
   t.match(st.totals, { active: 1, relayed: 2 }, 'totals');
 });
@@ -227,7 +247,11 @@ t.test('reload with a changed rule: the next connection is denied, the establish
   const accepted = server(S2, P1).filter((l) => l.event === 'accepted').length;
   const denied = await echoOnce(P1, '64K', S2);
   assertReset(t, denied, `a new connection to ${S2}`);
-  const log = await waitLog(closedLine((l) => l.end === 'denied' && l.dst === translate(S2)), '"relay closed" … "end":"denied"', from);
+  const log = await waitLog(
+    closedLine((l) => l.end === 'denied' && l.dst === translate(S2)),
+    '"relay closed" … "end":"denied"',
+    from,
+  );
   t.match(log, { backend: `${S2}:${P1}`, up: 0, down: 0 }, 'logged as denied');
   t.match(String(log.client), `[${ADDR.client6}]:`, 'with the client');
   await assertRelayed(t, await echoOnce(P1, '64K', S3), S3, P1, `a new connection to ${S3} (still permitted)`);
@@ -236,9 +260,12 @@ t.test('reload with a changed rule: the next connection is denied, the establish
   long.write('fin\n');
   const c = await long.waitFor(isDone(), { timeout: 20_000, what: 'long stream done' });
   t.equal(c.sent, 32 * MiB, 'the long stream sent 32 MiB');
-  t.ok(Number(c.fullSentMs) > reloadedAfter, `it was still sending when the reload returned (reload done at ${reloadedAfter} ms, last byte sent at ${String(c.fullSentMs)} ms)`);
+  t.ok(
+    Number(c.fullSentMs) > reloadedAfter,
+    `it was still sending when the reload returned (reload done at ${reloadedAfter} ms, last byte sent at ${String(c.fullSentMs)} ms)`,
+  );
   await assertRelayed(t, c, S2, P1, 'the stream established before the reload');
-  const line = await waitLog(closedLine(fromClientPort(portOf(c.local))), 'the long stream\'s log line');
+  const line = await waitLog(closedLine(fromClientPort(portOf(c.local))), "the long stream's log line");
   t.match(line, { end: 'fin', up: 32 * MiB, down: 32 * MiB }, 'its log line: fin, exact counts');
 
   const st = await status(t);
@@ -274,7 +301,7 @@ t.test('a broken file: reload exits 78, the daemon keeps its config, status says
   t.equal(human.code, 0, 'status (text): exit 0');
   t.match(human.stdout, `faithd6 is running: pid ${pid}`, 'status (text): running');
   t.match(human.stdout, 'INVALID', 'status (text) says the file is INVALID');
-  t.match(human.stdout, new RegExp(`port ${P1} -> backend port ${P1}, 1 worker: 0 active, 4 relayed, 2 denied`), 'status (text): the port\'s counters');
+  t.match(human.stdout, new RegExp(`port ${P1} -> backend port ${P1}, 1 worker: 0 active, 4 relayed, 2 denied`), "status (text): the port's counters");
   t.comment(human.stdout.trimEnd());
 
   // SIGHUP skips the CLI's check: the daemon itself refuses, logs and records it.
@@ -328,7 +355,11 @@ t.test('reload adding a port and removing another: the new accepts, the removed 
   await assertRelayed(t, c, S3, P2, `the stream on the removed port ${P2} drained to its end`);
   t.equal(c.sent, 6 * MiB, 'all 6 MiB');
   const st = await status(t);
-  t.same(st.ports.map((p) => p.port), [P1, P3], 'status: the ports now');
+  t.same(
+    st.ports.map((p) => p.port),
+    [P1, P3],
+    'status: the ports now',
+  );
 });
 
 t.test('restart: a new pid, relaying', async (t) => {
@@ -369,11 +400,14 @@ t.test('stop while a stream flows that ends within the drain: it completes intac
   t.equal(r.code, 0, `stop: exit 0 ${r.stderr}`);
   t.match(r.stdout, `faithd6 stopped (pid ${pid})`, 'says so');
   t.ok(stopDoneAt - streamDoneAt < 2000, `stop returned once the stream had ended (${stopDoneAt - streamDoneAt} ms later)`);
-  t.ok(stopDoneAt - Date.parse(String(drainFrom.time)) < 5000, `before the drain deadline (${stopDoneAt - Date.parse(String(drainFrom.time))} ms after "stopping")`);
+  t.ok(
+    stopDoneAt - Date.parse(String(drainFrom.time)) < 5000,
+    `before the drain deadline (${stopDoneAt - Date.parse(String(drainFrom.time))} ms after "stopping")`,
+  );
   t.notOk(alive(pid), 'the daemon is gone');
   t.equal(await localRoute(), '', 'its local route is gone');
   const line = logLines().find(closedLine(fromClientPort(portOf(c.local))));
-  t.match(line, { end: 'fin', up: 8 * MiB, down: 8 * MiB }, 'the stream\'s log line: fin, exact counts');
+  t.match(line, { end: 'fin', up: 8 * MiB, down: 8 * MiB }, "the stream's log line: fin, exact counts");
 });
 
 t.test('stop while a stream flows that would outlast the drain: reset at the deadline, stop returns then', async (t) => {
@@ -396,7 +430,17 @@ t.test('stop while a stream flows that would outlast the drain: reset at the dea
   // Times from the daemon's own log lines (ISO 8601, ms), so that a slow CLI start-up on a
   // loaded machine does not count.
   const stoppingAt = Date.parse(String((await waitLog((l) => l.msg === 'stopping', '"stopping" log line', from)).time));
-  const resetAt = Date.parse(String((await waitLog(closedLine((l) => l.end === 'stopped'), '"relay closed" … "end":"stopped"', from)).time));
+  const resetAt = Date.parse(
+    String(
+      (
+        await waitLog(
+          closedLine((l) => l.end === 'stopped'),
+          '"relay closed" … "end":"stopped"',
+          from,
+        )
+      ).time,
+    ),
+  );
   t.ok(resetAt - stoppingAt >= 4900 && resetAt - stoppingAt < 5000 + 1000, `reset at the 5 s drain deadline (${resetAt - stoppingAt} ms after "stopping")`);
   t.ok(stopDoneAt - resetAt < 2000, `stop returned then (${stopDoneAt - resetAt} ms after the reset)`);
   const s = await server(S2, P1).waitFor(isDone(), { timeout: 5000, from: serverFrom, what: 'server report of the reset stream' });
@@ -429,7 +473,7 @@ t.test('start twice: the second exits 1 naming the running pid, the first is unh
   t.equal(st.pid, pid, 'status: the first');
   const workers = st.ports.flatMap((p) => p.workers.map((w) => w.pid));
   const left = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).map(Number).sort();
-  t.same(left, [...workers].sort(), 'the first daemon\'s children are its workers, nothing else');
+  t.same(left, [...workers].sort(), "the first daemon's children are its workers, nothing else");
   const r = await fd6('stop');
   t.equal(r.code, 0, 'stop: exit 0');
 });

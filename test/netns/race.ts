@@ -38,9 +38,7 @@ interface CaseResult {
 const WHO = { s2c: 'server→client', c2s: 'client→server' };
 
 function cases(end: 'reset' | 'fin', modes: readonly string[]): Case[] {
-  return DIRS.flatMap((dir) =>
-    modes.flatMap((mode) => SIZES.map((size) => ({ name: `${end} ${WHO[dir]} ${mode} ${size} B`, dir, size, end, mode }))),
-  );
+  return DIRS.flatMap((dir) => modes.flatMap((mode) => SIZES.map((size) => ({ name: `${end} ${WHO[dir]} ${mode} ${size} B`, dir, size, end, mode }))));
 }
 
 // 16,800 iterations take about 65 s here, 71 s beside the rest of the suite: tap's 120 s per
@@ -52,17 +50,29 @@ const daemon = await startDaemon(t, net, { services: [{ port: PORT }], timeouts:
 t.teardown(() => daemon.stop());
 
 async function race(t: Test, list: Case[]): Promise<void> {
-  const proc = net.spawn('c6', 'python3', [
-    RACE,
-    '--client-ns', `/run/netns/${net.ns.c6}`,
-    '--server-ns', `/run/netns/${net.ns.s4}`,
-    '--connect', translate(ADDR.server4),
-    '--listen', ADDR.server4,
-    '--port', String(PORT),
-    '--iterations', String(ITERATIONS),
-    '--seconds', String(CASE_SECONDS),
-    JSON.stringify(list),
-  ], { label: 'race.py' });
+  const proc = net.spawn(
+    'c6',
+    'python3',
+    [
+      RACE,
+      '--client-ns',
+      `/run/netns/${net.ns.c6}`,
+      '--server-ns',
+      `/run/netns/${net.ns.s4}`,
+      '--connect',
+      translate(ADDR.server4),
+      '--listen',
+      ADDR.server4,
+      '--port',
+      String(PORT),
+      '--iterations',
+      String(ITERATIONS),
+      '--seconds',
+      String(CASE_SECONDS),
+      JSON.stringify(list),
+    ],
+    { label: 'race.py' },
+  );
   t.teardown(() => proc.stop());
   const bound = list.length * (CASE_SECONDS + 15) * 1000;
   await proc.waitFor((l) => l.event === 'done', { timeout: bound, what: 'the end of every case' });
@@ -76,7 +86,9 @@ async function race(t: Test, list: Case[]): Promise<void> {
     }
     total += r.iterations;
     failed += r.failures;
-    const outcomes = Object.entries(r.outcomes).map(([k, v]) => `${k} ${v}`).join(', ');
+    const outcomes = Object.entries(r.outcomes)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
     t.equal(r.failures, 0, `${c.name}: ${r.failures} failures in ${r.iterations} iterations (${outcomes}; ${r.seconds} s)`, { examples: r.examples });
     t.ok(r.iterations >= ITERATIONS, `${c.name}: ran ${r.iterations} of ${ITERATIONS} iterations within ${CASE_SECONDS} s`);
   }

@@ -74,13 +74,43 @@ t.test(`${RELOADS} reloads under load: 50 long streams and 20 new connections a 
   const loadAt = Date.now();
   const shorts = net.peer(
     'c6',
-    ['client', 'echo', '16K', '--conns', String(SHORTS_MAX), '--interval', String(SHORT_INTERVAL), '--stop-stdin', '--host', DST6, '--port', String(SHORT_PORT), '--timeout', '90'],
+    [
+      'client',
+      'echo',
+      '16K',
+      '--conns',
+      String(SHORTS_MAX),
+      '--interval',
+      String(SHORT_INTERVAL),
+      '--stop-stdin',
+      '--host',
+      DST6,
+      '--port',
+      String(SHORT_PORT),
+      '--timeout',
+      '90',
+    ],
     'short connections',
   );
   const streams = STREAM_SIZES.map((mib) =>
     net.peer(
       'c6',
-      ['client', 'echo', `${mib}M`, '--conns', String(STREAMS_PER_CLIENT), '--rate', String(Math.round((mib * MiB) / STREAM_SECONDS)), '--fin-stdin', '--host', DST6, '--port', String(STREAM_PORT), '--timeout', '90'],
+      [
+        'client',
+        'echo',
+        `${mib}M`,
+        '--conns',
+        String(STREAMS_PER_CLIENT),
+        '--rate',
+        String(Math.round((mib * MiB) / STREAM_SECONDS)),
+        '--fin-stdin',
+        '--host',
+        DST6,
+        '--port',
+        String(STREAM_PORT),
+        '--timeout',
+        '90',
+      ],
       `streams of ${mib} MiB`,
     ),
   );
@@ -102,7 +132,17 @@ t.test(`${RELOADS} reloads under load: 50 long streams and 20 new connections a 
     t.match(r.stdout, i % 2 === 0 ? 'log.level: info -> debug' : 'log.level: debug -> info', `reload ${i + 1}: the log level changed`);
     t.match(r.stdout, i % 2 === 0 ? 'timeouts.idle: 10m -> 20m' : 'timeouts.idle: 20m -> 10m', `reload ${i + 1}: the idle timeout changed`);
     t.notMatch(r.stdout, /port \d+ (added|removed)/, `reload ${i + 1}: no port changed`);
-    reloads.push({ ms: r.ms, doneAt: Date.now() - loadAt, shortsDuring: shorts.filter(connected).length - shortsBefore, changes: r.stdout.trim().split('\n').slice(1).map((c) => c.trim()).join('; ') });
+    reloads.push({
+      ms: r.ms,
+      doneAt: Date.now() - loadAt,
+      shortsDuring: shorts.filter(connected).length - shortsBefore,
+      changes: r.stdout
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((c) => c.trim())
+        .join('; '),
+    });
     // One reload a second or so, so that they land at different points of the streams' lives.
     if (i < RELOADS - 1) await sleep(Math.max(0, RELOAD_EVERY - r.ms));
   }
@@ -119,7 +159,11 @@ t.test(`${RELOADS} reloads under load: 50 long streams and 20 new connections a 
     ports: { port: number; workers: { pid: number; restarts: number }[] }[];
   };
   t.match(st.lastReload, { ok: true }, 'status: the last reload was applied');
-  t.same(st.ports.map((p) => p.workers.map((w) => w.pid)), workersBefore, 'the same workers before and after: none restarted');
+  t.same(
+    st.ports.map((p) => p.workers.map((w) => w.pid)),
+    workersBefore,
+    'the same workers before and after: none restarted',
+  );
   const reloadedLines = daemon.proc.filter((l) => l.msg === 'reloaded');
   t.equal(reloadedLines.length, RELOADS, `${RELOADS} "reloaded" log lines`);
   t.equal(daemon.proc.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('reload failed')).length, 0, 'no "reload failed" log line');
@@ -157,26 +201,37 @@ t.test(`${RELOADS} reloads under load: 50 long streams and 20 new connections a 
     const s = bySha.get(d.sentSha);
     return s !== undefined && s.received === d.sent && s.end === 'eof' && s.sentSha === d.receivedSha;
   });
-  t.equal(matched.length, total, 'the server received each stream\'s bytes and echoed them, sha256 equal at both ends');
+  t.equal(matched.length, total, "the server received each stream's bytes and echoed them, sha256 equal at both ends");
 
   // The daemon's own account: one `fin` line per connection, exact counts.
   // The last line may still be on its way when the last client reports.
-  await daemon.proc.waitForCount((l) => l.msg === 'relay closed', shortCount + total, { timeout: 5000, what: `${shortCount + total} "relay closed" lines` }).catch(() => undefined);
+  await daemon.proc
+    .waitForCount((l) => l.msg === 'relay closed', shortCount + total, { timeout: 5000, what: `${shortCount + total} "relay closed" lines` })
+    .catch(() => undefined);
   const closed = daemon.closed();
   t.equal(closed.length, shortCount + total, `${shortCount + total} "relay closed" lines`);
   t.equal(closed.filter((l) => l.end !== 'fin').length, 0, 'every one ended with fin');
   const after = JSON.parse((await runCli(net, ['status', '--json', '-c', daemon.configFile], 30_000, false)).stdout) as { totals: Record<string, number> };
-  t.match(after.totals, { active: 0, relayed: shortCount + total, denied: 0, limited: 0, connectFailed: 0 }, 'status totals: all relayed, nothing denied, limited or failed');
+  t.match(
+    after.totals,
+    { active: 0, relayed: shortCount + total, denied: 0, limited: 0, connectFailed: 0 },
+    'status totals: all relayed, nothing denied, limited or failed',
+  );
 
-  const bytes = streamDone.reduce((n, d) => n + Number(d.sent) + Number(d.received), 0) + shortDone.reduce((n, d) => n + Number(d.sent) + Number(d.received), 0);
+  const bytes =
+    streamDone.reduce((n, d) => n + Number(d.sent) + Number(d.received), 0) + shortDone.reduce((n, d) => n + Number(d.sent) + Number(d.received), 0);
   const longest = Math.max(...streamDone.map((d) => Number(d.ms)));
   // Whether the streams were still sending (not only open) when each reload returned.
   const firstFullySent = Math.min(...streamDone.map((d) => Number(d.fullSentMs)));
   const whileSending = reloads.filter((r) => r.doneAt < firstFullySent).length;
   t.ok(whileSending >= 1, `a reload was applied while all 50 streams were still sending (${whileSending} of ${RELOADS} were)`);
-  t.comment(`reload under load: ${RELOADS} reloads, all applied, ${whileSending} of them while all 50 streams were sending; ${total} streams (${STREAM_SIZES.join('/')} MiB each way, paced over ${STREAM_SECONDS} s; longest open ${(longest / 1000).toFixed(1)} s) and ${shortCount} short connections (16 KiB echoed, one every ${SHORT_INTERVAL} ms)`);
+  t.comment(
+    `reload under load: ${RELOADS} reloads, all applied, ${whileSending} of them while all 50 streams were sending; ${total} streams (${STREAM_SIZES.join('/')} MiB each way, paced over ${STREAM_SECONDS} s; longest open ${(longest / 1000).toFixed(1)} s) and ${shortCount} short connections (16 KiB echoed, one every ${SHORT_INTERVAL} ms)`,
+  );
   t.comment(`${shortCount + total} connections, 0 failed connects, ${(bytes / MiB).toFixed(0)} MiB through the translator (both ways), every sha256 equal`);
-  t.comment(`reload durations (\`faithd6 reload\` wall time, node start-up included): ${reloads.map((r) => `${r.ms} ms`).join(', ')}; new connections made during each: ${reloads.map((r) => r.shortsDuring).join(', ')}`);
+  t.comment(
+    `reload durations (\`faithd6 reload\` wall time, node start-up included): ${reloads.map((r) => `${r.ms} ms`).join(', ')}; new connections made during each: ${reloads.map((r) => r.shortsDuring).join(', ')}`,
+  );
   t.comment(`changes reported: ${reloads[0]?.changes ?? ''}`);
 });
 

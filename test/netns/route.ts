@@ -54,7 +54,7 @@ t.test('up adds each route with proto 70; a second up changes nothing', async (t
   t.equal((await routes(PREFIX)).split('\n').length, 1, 'still one route');
 });
 
-t.test('down removes faithd6\'s routes; a second down finds none', async (t) => {
+t.test("down removes faithd6's routes; a second down finds none", async (t) => {
   t.teardown(cleanRoutes);
   const file = await configFile(t);
   t.equal((await faithd6(['route', 'up', '-c', file])).code, 0);
@@ -75,13 +75,13 @@ t.test("an operator's route (not proto 70) is left alone by up and down, and rep
   const up = await faithd6(['route', 'up', '-c', file]);
   t.equal(up.code, 0, up.err);
   t.equal(up.out, `added local ${PREFIX} dev lo\nlocal ${OTHER}: present, not added by faithd6: left as it is`);
-  t.notMatch(await routes(OTHER), 'proto 70', 'the operator\'s route is not replaced');
+  t.notMatch(await routes(OTHER), 'proto 70', "the operator's route is not replaced");
 
   const down = await faithd6(['route', 'down', '-c', file]);
   t.equal(down.code, 0, down.err);
   t.equal(down.out, `removed local ${PREFIX} dev lo\nlocal ${OTHER}: present, not added by faithd6: left as it is`);
   t.equal(await routes(PREFIX), '');
-  t.match(await routes(OTHER), /^local 2001:db8:5999::\/96 dev lo /, 'the operator\'s route is still there');
+  t.match(await routes(OTHER), /^local 2001:db8:5999::\/96 dev lo /, "the operator's route is still there");
 });
 
 t.test('route: external leaves the routes to the operator', async (t) => {

@@ -54,7 +54,10 @@ t.test('a port in use: exit 1 naming the port, route removed, no worker left', a
   const { exit, stderr, lines } = await runToExit(config(6100));
   t.equal(exit.code, 1);
   t.match(stderr, /port 6100: address already in use/);
-  t.ok(lines.some((l) => l.msg === 'local route removed'), 'the route it added is removed again');
+  t.ok(
+    lines.some((l) => l.msg === 'local route removed'),
+    'the route it added is removed again',
+  );
   t.notMatch(await localRoutes(), PREFIX.replace('/96', ''), 'no local route left behind');
   for (const line of lines.filter((l) => l.msg === 'worker started')) {
     t.throws(() => process.kill(line.worker as number, 0), { code: 'ESRCH' }, `worker ${String(line.worker)} is gone`);
@@ -67,8 +70,11 @@ t.test('a local route that was there before is kept on stop', async (t) => {
   await net.run('xl', 'ip', ['-6', 'route', 'add', 'local', PREFIX, 'dev', 'lo']);
   t.teardown(() => net.run('xl', 'ip', ['-6', 'route', 'del', 'local', PREFIX, 'dev', 'lo', 'table', 'local']).catch(() => undefined));
   const daemon = await startDaemon(t, net, { services: [{ port: 6200 }] });
-  t.notOk(daemon.proc.lines.some((l) => l.msg === 'local route added'), 'it did not claim the route');
+  t.notOk(
+    daemon.proc.lines.some((l) => l.msg === 'local route added'),
+    'it did not claim the route',
+  );
   const exit = await daemon.stop();
   t.equal(exit.code, 0);
-  t.match(await localRoutes(), `local ${PREFIX}`, 'the operator\'s route is still there');
+  t.match(await localRoutes(), `local ${PREFIX}`, "the operator's route is still there");
 });

@@ -111,8 +111,7 @@ t.test('half-close, mirror: server sends and FINs, client reads to EOF, then rep
 });
 
 t.test('SIGTERM stops the daemon with exit status 0 and it removes its local route', async (t) => {
-  const routes = async (): Promise<string> =>
-    (await net.run('xl', 'ip', ['-6', 'route', 'show', 'table', 'local', '64:ff9b:1::/96'])).stdout.trim();
+  const routes = async (): Promise<string> => (await net.run('xl', 'ip', ['-6', 'route', 'show', 'table', 'local', '64:ff9b:1::/96'])).stdout.trim();
   t.match(await routes(), /^local 64:ff9b:1::\/96 dev lo/, 'while running: local route for the prefix');
   const exit = await daemon.stop();
   t.same(exit, { code: 0, signal: null });

@@ -16,7 +16,10 @@ import { has, startReceiver, valueOf, type NotifyMessage } from '../fixtures/not
 
 const PORT = 5999;
 // Not skipped when missing: these are what the daemon needs under systemd, so CI must have them.
-for (const [program, pkg] of [['systemd-notify', 'systemd'], ['python3', 'python3']] as const) {
+for (const [program, pkg] of [
+  ['systemd-notify', 'systemd'],
+  ['python3', 'python3'],
+] as const) {
   if (spawnSync(program, ['--version']).error) throw new Error(`test/netns/systemd.ts needs ${program}: apt-get install ${pkg}`);
 }
 const net = await buildNetwork(t);
@@ -40,7 +43,10 @@ async function runNotified(t: Test, env: Record<string, string>, config: DaemonC
   // Whatever the test runner itself got from systemd is not passed on: only `env` counts.
   const unset = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'].flatMap((k) => ['-u', k]);
   const assignments = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-  const proc = net.spawn('xl', 'env', [...unset, ...assignments, process.execPath, CLI, 'run', '-c', configFile], { label: 'faithd6', inheritNodeOptions: true });
+  const proc = net.spawn('xl', 'env', [...unset, ...assignments, process.execPath, CLI, 'run', '-c', configFile], {
+    label: 'faithd6',
+    inheritNodeOptions: true,
+  });
   t.teardown(() => proc.stop(10_000));
   return proc;
 }
@@ -53,7 +59,10 @@ function wellFormed(t: Test, m: NotifyMessage): void {
   }
 }
 
-const keyed = (key: string, value = '1') => (m: NotifyMessage) => has(m, key, value);
+const keyed =
+  (key: string, value = '1') =>
+  (m: NotifyMessage) =>
+    has(m, key, value);
 
 /** A client in c6 sends 4 KiB through the translator to s4's echo server. */
 async function relayOnce(network: Network): Promise<boolean> {
@@ -87,7 +96,13 @@ t.test('READY, STATUS, RELOADING … READY, STOPPING', async (t) => {
     const reloading = await receiver.waitFor(keyed('RELOADING'), 10_000, from, 'RELOADING=1');
     const after = receiver.messages(from).indexOf(reloading) + from;
     const ready = await receiver.waitFor(keyed('READY'), 10_000, after + 1, 'READY=1 after RELOADING=1');
-    t.notOk(receiver.messages(from).slice(0, after - from).some(keyed('READY')), 'no READY=1 before RELOADING=1');
+    t.notOk(
+      receiver
+        .messages(from)
+        .slice(0, after - from)
+        .some(keyed('READY')),
+      'no READY=1 before RELOADING=1',
+    );
     const usec = Number(valueOf(reloading, 'MONOTONIC_USEC'));
     t.ok(usec > 0 && usec <= reloading.t * 1e6, 'RELOADING=1 carries MONOTONIC_USEC (CLOCK_MONOTONIC, for systemd ≥ 253)');
     wellFormed(t, reloading);

@@ -47,7 +47,10 @@ t.test('198.18.0.3 refuses, 198.18.2.0/24 is a black hole', async (t) => {
   const hole = net.peer('xl', ['client', 'sink', '--host', ADDR.blackhole4, '--port', '5999', '--timeout', '1']);
   const exit = await hole.waitExit(5000);
   t.equal(exit.code, 3, 'the connect hangs until the peer gives up');
-  t.ok(hole.lines.some((l) => l.event === 'timeout'), 'peer reported its timeout');
+  t.ok(
+    hole.lines.some((l) => l.event === 'timeout'),
+    'peer reported its timeout',
+  );
   const after = await net.tcpCounters('s4');
   t.equal(after.InSegs, before.InSegs, 's4 TCP saw none of those SYNs');
 });

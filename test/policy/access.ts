@@ -5,7 +5,6 @@ import { TranslationPrefix } from '../../src/net/address.js';
 import type { RuleConfig } from '../../src/config/types.js';
 import { v4, v6 } from '../fixtures/addresses.js';
 
-
 const permit = (to: string[], from: string[] = ['::/0'], ports: number[] = []): RuleConfig => ({
   action: 'permit',
   from,
@@ -30,12 +29,7 @@ const SPECIAL: Verdict = { permit: false, rule: undefined, reason: 'special-purp
 
 t.test('first match wins, in order', async (t) => {
   const policy = new AccessPolicy(
-    [
-      deny(['192.168.1.66/32']),
-      permit(['192.168.1.0/24']),
-      deny(['192.168.0.0/16']),
-      permit(['192.168.0.0/16']),
-    ],
+    [deny(['192.168.1.66/32']), permit(['192.168.1.0/24']), deny(['192.168.0.0/16']), permit(['192.168.0.0/16'])],
     PREFIXES,
     NO_HOST,
   );
@@ -144,11 +138,7 @@ const SPECIAL_RANGES: [range: string, inside: string[], explicitInside: string][
 
 t.test('special-purpose destinations', async (t) => {
   for (const [range, inside, narrower] of SPECIAL_RANGES) {
-    const broad = new AccessPolicy(
-      [permit(['0.0.0.0/0']), permit(['96.0.0.0/3', '0.0.0.0/1', '128.0.0.0/1'])],
-      PREFIXES,
-      NO_HOST,
-    );
+    const broad = new AccessPolicy([permit(['0.0.0.0/0']), permit(['96.0.0.0/3', '0.0.0.0/1', '128.0.0.0/1'])], PREFIXES, NO_HOST);
     const explicit = new AccessPolicy([permit(['0.0.0.0/0']), permit(['192.0.2.0/24', range])], PREFIXES, NO_HOST);
     const narrow = new AccessPolicy([permit([narrower])], PREFIXES, NO_HOST);
     for (const destination of inside) {
@@ -176,11 +166,7 @@ t.test('special-purpose destinations', async (t) => {
 });
 
 t.test('a broad permit is skipped; a deny applies; an explicit permit may follow', async (t) => {
-  const policy = new AccessPolicy(
-    [permit(['0.0.0.0/0']), deny(['127.0.0.2/32']), permit(['127.0.0.0/8']), deny(['0.0.0.0/0'])],
-    PREFIXES,
-    NO_HOST,
-  );
+  const policy = new AccessPolicy([permit(['0.0.0.0/0']), deny(['127.0.0.2/32']), permit(['127.0.0.0/8']), deny(['0.0.0.0/0'])], PREFIXES, NO_HOST);
   t.same(policy.check(CLIENT, v4('127.0.0.1'), 80), permitted(3), 'rule 1 skipped, rule 3 names it');
   t.same(policy.check(CLIENT, v4('127.0.0.2'), 80), denied(2), 'a deny beats a later explicit permit');
   t.same(policy.check(CLIENT, v4('224.0.0.1'), 80), denied(4), 'a broad deny matches special destinations');
@@ -201,11 +187,7 @@ t.test("the host's own and broadcast addresses", async (t) => {
     own: [v4('192.0.2.10'), v4('198.51.100.1'), v4('127.0.0.1')],
     broadcasts: [v4('192.0.2.255'), v4('198.51.100.3')],
   };
-  const broad = new AccessPolicy(
-    [permit(['192.0.2.0/24']), permit(['198.51.100.0/30']), permit(['0.0.0.0/0'])],
-    PREFIXES,
-    host,
-  );
+  const broad = new AccessPolicy([permit(['192.0.2.0/24']), permit(['198.51.100.0/30']), permit(['0.0.0.0/0'])], PREFIXES, host);
   for (const address of ['192.0.2.10', '198.51.100.1', '192.0.2.255', '198.51.100.3']) {
     t.same(broad.check(CLIENT, v4(address), 80), SPECIAL, `${address} not through a subnet or 0.0.0.0/0`);
   }
@@ -213,11 +195,7 @@ t.test("the host's own and broadcast addresses", async (t) => {
   t.same(broad.check(CLIENT, v4('198.51.100.2'), 80), permitted(2));
   t.same(broad.check(CLIENT, v4('198.51.100.4'), 80), permitted(3));
 
-  const exact = new AccessPolicy(
-    [permit(['192.0.2.0/24']), permit(['10.0.0.0/8', '192.0.2.10/32']), permit(['192.0.2.255/32'])],
-    PREFIXES,
-    host,
-  );
+  const exact = new AccessPolicy([permit(['192.0.2.0/24']), permit(['10.0.0.0/8', '192.0.2.10/32']), permit(['192.0.2.255/32'])], PREFIXES, host);
   t.same(exact.check(CLIENT, v4('192.0.2.10'), 80), permitted(2), 'the exact /32 names an own address');
   t.same(exact.check(CLIENT, v4('192.0.2.255'), 80), permitted(3), 'the exact /32 names a broadcast');
   t.same(exact.check(CLIENT, v4('198.51.100.1'), 80), SPECIAL);
@@ -265,6 +243,9 @@ t.test('hostIPv4Addresses', async (t) => {
   const expected = Object.values(os.networkInterfaces()).flatMap((list) =>
     (list ?? []).filter((info) => info.family === 'IPv4').map((info) => v4(info.address)),
   );
-  t.same(real.own, [...new Set(expected)].sort((a, b) => a - b));
+  t.same(
+    real.own,
+    [...new Set(expected)].sort((a, b) => a - b),
+  );
   for (const address of [...real.own, ...real.broadcasts]) t.ok(Number.isInteger(address) && address >= 0);
 });

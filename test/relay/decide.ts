@@ -46,13 +46,21 @@ t.test('the rules decide, first match first, and say which rule', async (t) => {
     end: 'denied',
     fields: { dst: '2001:db8:5999::c612:2', backend: '198.18.0.2:6000', reason: 'denied by rule', rule: 1 },
   });
-  t.match(decide(SERVICE, '2001:db8:5999::cb00:7107', '2001:db8:c6::2', 1), {
-    relay: false,
-    end: 'denied',
-    fields: { backend: '203.0.113.7:6000', reason: 'no matching rule', rule: undefined },
-  }, 'a destination no rule permits');
+  t.match(
+    decide(SERVICE, '2001:db8:5999::cb00:7107', '2001:db8:c6::2', 1),
+    {
+      relay: false,
+      end: 'denied',
+      fields: { backend: '203.0.113.7:6000', reason: 'no matching rule', rule: undefined },
+    },
+    'a destination no rule permits',
+  );
   const otherPort: Translator = { ...SERVICE, port: 554 };
-  t.match(decide(otherPort, '2001:db8:5999::c612:2', '2001:db8:c6::2', 1), { relay: false, fields: { reason: 'no matching rule' } }, 'rule ports are service ports');
+  t.match(
+    decide(otherPort, '2001:db8:5999::c612:2', '2001:db8:c6::2', 1),
+    { relay: false, fields: { reason: 'no matching rule' } },
+    'rule ports are service ports',
+  );
   t.match(decide(SERVICE, '2001:db8:5999::7f00:1', '2001:db8:c6::2', 1), { relay: false, fields: { reason: 'special-purpose destination' } });
 });
 

@@ -11,7 +11,12 @@ t.test('an accepted socket is paused, half-open, and has keepalive from its list
   const handle = bindHandle('::1', 0);
   if (typeof handle === 'string') throw new Error(`bind ::1: ${handle}`);
   const accepted: net.Socket[] = [];
-  const listener = new Listener(handle, 45_000, (socket) => accepted.push(socket), (code) => t.fail(code));
+  const listener = new Listener(
+    handle,
+    45_000,
+    (socket) => accepted.push(socket),
+    (code) => t.fail(code),
+  );
   listener.listen();
   t.teardown(() => {
     listener.close();
@@ -48,7 +53,12 @@ t.test('binding a port that is taken says EADDRINUSE, not a random port', async 
 t.test('a closed listener accepts no more', async (t) => {
   const handle = bindHandle('::1', 0);
   if (typeof handle === 'string') throw new Error(handle);
-  const listener = new Listener(handle, 60_000, () => t.fail('accepted after close'), (code) => t.fail(code));
+  const listener = new Listener(
+    handle,
+    60_000,
+    () => t.fail('accepted after close'),
+    (code) => t.fail(code),
+  );
   listener.listen();
   const port = listener.port as number;
   listener.close();

@@ -75,7 +75,8 @@ t.test('bulk streams and small exchanges at once: each gets its own bytes', asyn
   const bulk = randomBytes(16 << 20);
   const port = await backend(t, (socket) => {
     socket.once('data', (first: Buffer) => {
-      if (first[0] === 0x42) socket.end(bulk); // 'B': send the bulk payload
+      if (first[0] === 0x42)
+        socket.end(bulk); // 'B': send the bulk payload
       else {
         socket.write(first);
         socket.pipe(socket);
@@ -117,7 +118,7 @@ t.test('a small chunk stuck behind a full client is not overwritten by other con
   let stalled!: (was: boolean) => void;
   const stuck = new Promise<boolean>((resolve) => (stalled = resolve));
   const port = await backend(t, (socket) => {
-    socket.once('data', async (first: Buffer) => {
+    const feed = async (first: Buffer): Promise<void> => {
       if (first[0] !== 0x41) {
         socket.write(first);
         socket.pipe(socket);
@@ -134,7 +135,8 @@ t.test('a small chunk stuck behind a full client is not overwritten by other con
       }
       stalled(false);
       socket.end();
-    });
+    };
+    socket.once('data', (first: Buffer) => void feed(first).catch((err: Error) => t.fail(`the backend: ${err.message}`)));
   });
   const rig = await relayTo(t, port);
   const a = connect(rig.port);

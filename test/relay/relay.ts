@@ -52,7 +52,7 @@ t.test('half-close the other way: the server finishes first, the client keeps se
   client.end(upload);
   const got = await (serverGot as Promise<{ data: Buffer; end: string }>);
   t.equal(got.end, 'eof');
-  t.equal(sha(got.data), sha(upload), 'the upload after the server\'s FIN arrives whole');
+  t.equal(sha(got.data), sha(upload), "the upload after the server's FIN arrives whole");
   t.equal((await rig.next()).end, 'fin');
 });
 
@@ -130,10 +130,17 @@ t.test('a backend that refuses makes the client reset', async (t) => {
 t.test('a backend that never answers makes the client reset at the connect timeout', async (t) => {
   // A loopback listener with a backlog of one, frozen with SIGSTOP so it never accepts: once
   // its accept queue is full the kernel drops further SYNs, exactly like a blackholed host.
-  const frozen = spawn(process.execPath, ['-e', `
+  const frozen = spawn(
+    process.execPath,
+    [
+      '-e',
+      `
     const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
       console.log(s.address().port);
-    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    });`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   t.teardown(() => {
     frozen.kill('SIGKILL');
   });

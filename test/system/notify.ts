@@ -75,8 +75,15 @@ t.test('every message arrives, in order, with exactly its assignments', { skip: 
     'the exact assignments, in the order sent',
   );
   const mainpids = messages.map((m) => valueOf(m, 'MAINPID'));
-  t.same(mainpids.filter((p) => p !== undefined), Array(mainpids.filter((p) => p !== undefined).length).fill(String(process.pid)), 'every MAINPID names the pid given');
-  t.ok(messages.filter((m) => valueOf(m, 'READY') === '1').every((m) => valueOf(m, 'MAINPID') === String(process.pid)), 'each READY=1 carries MAINPID (the systemd-notify package, --ready --pid)');
+  t.same(
+    mainpids.filter((p) => p !== undefined),
+    Array(mainpids.filter((p) => p !== undefined).length).fill(String(process.pid)),
+    'every MAINPID names the pid given',
+  );
+  t.ok(
+    messages.filter((m) => valueOf(m, 'READY') === '1').every((m) => valueOf(m, 'MAINPID') === String(process.pid)),
+    'each READY=1 carries MAINPID (the systemd-notify package, --ready --pid)',
+  );
   if (process.getuid?.() === 0) {
     // With CAP_SYS_ADMIN, systemd-notify sends the credentials of --pid, as systemd attributes them.
     t.same(new Set(messages.map((m) => m.pid)), new Set([process.pid]), 'each message is attributed to the pid given');
@@ -86,7 +93,10 @@ t.test('every message arrives, in order, with exactly its assignments', { skip: 
   const reload = messages[2]!;
   const usec = Number(valueOf(reload, 'MONOTONIC_USEC'));
   t.ok(Number.isSafeInteger(usec), 'MONOTONIC_USEC is an integer');
-  t.ok(usec <= reload.t * 1e6 && usec > reload.t * 1e6 - 5e6, `MONOTONIC_USEC (${usec}) is CLOCK_MONOTONIC, shortly before arrival (${Math.round(reload.t * 1e6)})`);
+  t.ok(
+    usec <= reload.t * 1e6 && usec > reload.t * 1e6 - 5e6,
+    `MONOTONIC_USEC (${usec}) is CLOCK_MONOTONIC, shortly before arrival (${Math.round(reload.t * 1e6)})`,
+  );
   t.same(log.warnings, [], 'nothing to warn about');
 });
 
@@ -177,7 +187,10 @@ t.test('watchdogInterval: half of WATCHDOG_USEC, in ms, for the process systemd 
   process.env.WATCHDOG_USEC = '1000000';
   process.env.WATCHDOG_PID = String(process.pid);
   t.teardown(() => {
-    for (const [key, value] of [['WATCHDOG_USEC', saved.usec], ['WATCHDOG_PID', saved.pid]] as const) {
+    for (const [key, value] of [
+      ['WATCHDOG_USEC', saved.usec],
+      ['WATCHDOG_PID', saved.pid],
+    ] as const) {
       if (value === undefined) delete process.env[key];
       else process.env[key] = value;
     }

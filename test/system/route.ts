@@ -103,7 +103,18 @@ t.test('no CAP_NET_ADMIN: NO_PERMISSION naming the prefix and the capability', a
   const proc = net.spawn(
     'xl',
     'setpriv',
-    ['--bounding-set', '-net_admin', '--inh-caps', '-net_admin', process.execPath, '--input-type=module', '-e', DRIVER, MODULE, JSON.stringify(['addLocalRoutes', [PREFIX]])],
+    [
+      '--bounding-set',
+      '-net_admin',
+      '--inh-caps',
+      '-net_admin',
+      process.execPath,
+      '--input-type=module',
+      '-e',
+      DRIVER,
+      MODULE,
+      JSON.stringify(['addLocalRoutes', [PREFIX]]),
+    ],
     { label: 'route.addLocalRoutes without CAP_NET_ADMIN', inheritNodeOptions: true },
   );
   await proc.waitExit(20_000);

@@ -2,7 +2,7 @@
 // translator's namespace of the three-host network, faithd6 installed into it as the README
 // says (npm pack, npm install -g, the user, the edited example config, the unit), and then
 // driven through systemctl and journalctl while real clients in c6 reach the server in s4.
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +60,9 @@ const machine: Machine = await bootMachine(t, net.ns.xl, install);
 
 /** A client in c6 through the translator: echo N bytes; resolves with its done line. */
 async function client(args: string[], timeout = 20_000): Promise<Line> {
-  return net.peer('c6', ['client', ...args, '--host', DST6, '--port', String(PORT), '--timeout', String(timeout / 1000)]).waitFor(isDone(), { timeout, what: 'client done' });
+  return net
+    .peer('c6', ['client', ...args, '--host', DST6, '--port', String(PORT), '--timeout', String(timeout / 1000)])
+    .waitFor(isDone(), { timeout, what: 'client done' });
 }
 
 /** Signals one process of the machine. Never pid 0 or less: kill(1) would take the whole process group, this test's included. */
@@ -80,12 +82,16 @@ async function localRoutes(): Promise<string> {
   return (await execFileP('ip', ['-n', net.ns.xl, '-6', 'route', 'show', 'table', 'local', 'exact', PREFIX])).stdout.trim();
 }
 
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 /** The daemon's JSON lines in the journal (systemd's own lines are not JSON). */
 async function logLines(): Promise<Record<string, unknown>[]> {
   return (await machine.journal(UNIT)).flatMap((l) => {
     try {
       const v: unknown = JSON.parse(l);
-      return typeof v === 'object' && v !== null ? [v as Record<string, unknown>] : [];
+      return isRecord(v) ? [v] : [];
     } catch {
       return [];
     }
@@ -107,7 +113,11 @@ async function writeConfig(text: string): Promise<void> {
 /** Waits until the unit is neither starting nor stopping, and says where it settled. */
 async function settled(): Promise<string> {
   let state = '';
-  await until('the unit to settle', 20_000, async () => !['activating', 'deactivating', 'reloading'].includes((state = await machine.property(UNIT, 'ActiveState'))));
+  await until(
+    'the unit to settle',
+    20_000,
+    async () => !['activating', 'deactivating', 'reloading'].includes((state = await machine.property(UNIT, 'ActiveState'))),
+  );
   return state;
 }
 
@@ -134,7 +144,9 @@ t.test('installed as the README says, `systemctl enable --now` returns once it r
   t.match(await localRoutes(), /^local 64:ff9b:1::\/96 dev lo/, 'ExecStartPre=+ added the local route');
   const s = await status();
   t.equal(String(s.pid), await machine.property(UNIT, 'MainPID'), 'systemd tracks the supervisor (MAINPID from READY=1)');
-  const users = (await machine.exec(['ps', '-o', 'user=', '-p', [s.pid, ...s.ports[0]!.workers.map((w) => w.pid)].join(',')])).stdout.split('\n').filter(Boolean);
+  const users = (await machine.exec(['ps', '-o', 'user=', '-p', [s.pid, ...s.ports[0]!.workers.map((w) => w.pid)].join(',')])).stdout
+    .split('\n')
+    .filter(Boolean);
   t.same(new Set(users), new Set(['faithd6']), 'supervisor and workers run as faithd6');
 });
 
@@ -199,7 +211,10 @@ t.test('the daemon did everything it needed inside the sandbox', async (t) => {
   t.same(problems, [], 'no error or fatal line in the journal');
   const security = await machine.exec(['systemd-analyze', 'security', UNIT]);
   const exposure = /Overall exposure level for \S+: ([\d.]+)/.exec(security.stdout);
-  t.ok(exposure !== null && Number(exposure[1]) <= 2.0, `systemd-analyze security on the running system: ${exposure?.[1] ?? security.stdout.slice(-300)} (≤ 2.0)`);
+  t.ok(
+    exposure !== null && Number(exposure[1]) <= 2.0,
+    `systemd-analyze security on the running system: ${exposure?.[1] ?? security.stdout.slice(-300)} (≤ 2.0)`,
+  );
 });
 
 t.test('systemctl stop drains open connections, then removes the route', async (t) => {
@@ -213,7 +228,10 @@ t.test('systemctl stop drains open connections, then removes the route', async (
   t.ok(Date.now() - started >= 400, `stop waited for it (${Date.now() - started} ms)`);
   t.equal(await machine.property(UNIT, 'ActiveState'), 'inactive');
   t.equal(await localRoutes(), '', 'ExecStopPost=+ removed the local route');
-  t.ok((await logLines()).some((l) => l.msg === 'stopped'), 'the supervisor said it stopped');
+  t.ok(
+    (await logLines()).some((l) => l.msg === 'stopped'),
+    'the supervisor said it stopped',
+  );
 });
 
 t.test('the watchdog kills a SIGSTOPped supervisor and systemd starts it again', async (t) => {

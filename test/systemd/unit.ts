@@ -51,14 +51,14 @@ t.test('the unit says what the daemon and the design rely on', async (t) => {
   const one = (key: string): string | undefined => service.get(key)?.join('\n');
   t.equal(one('Type'), 'notify');
   t.equal(one('NotifyAccess'), 'all', 'systemd-notify is a child of the main process');
-  t.same(service.get('ExecStartPre'), [`-+${INSTALLED} route up -c /etc/faithd6.yaml`], 'privileged; its failure judged by the daemon\'s exit status');
+  t.same(service.get('ExecStartPre'), [`-+${INSTALLED} route up -c /etc/faithd6.yaml`], "privileged; its failure judged by the daemon's exit status");
   t.equal(one('ExecStart'), `${INSTALLED} run --no-routes -c /etc/faithd6.yaml`);
   t.equal(one('ExecReload'), `${INSTALLED} reload -c /etc/faithd6.yaml`);
   t.equal(one('ExecStopPost'), `+${INSTALLED} route down -c /etc/faithd6.yaml`);
   t.equal(one('Restart'), 'on-failure');
   t.equal(one('RestartPreventExitStatus'), '77 78', 'a bad config file or a missing permission does not crash-loop');
   t.equal(one('KillMode'), 'mixed');
-  t.ok(Number(one('TimeoutStopSec')) > 35, 'the stop timeout exceeds the default drain (30 s) plus the workers\' grace (5 s)');
+  t.ok(Number(one('TimeoutStopSec')) > 35, "the stop timeout exceeds the default drain (30 s) plus the workers' grace (5 s)");
   t.equal(one('WatchdogSec'), '30');
   t.equal(one('User'), 'faithd6');
   t.equal(one('RuntimeDirectory'), 'faithd6', '/run/faithd6 holds the pidfile and the control socket');
@@ -66,8 +66,8 @@ t.test('the unit says what the daemon and the design rely on', async (t) => {
   t.equal(one('AmbientCapabilities'), 'CAP_NET_BIND_SERVICE');
   t.equal(one('NoNewPrivileges'), 'yes');
   t.equal(one('RestrictAddressFamilies'), 'AF_UNIX AF_INET AF_INET6 AF_NETLINK');
-  t.notOk(service.has('MemoryDenyWriteExecute'), 'not MemoryDenyWriteExecute: V8\'s JIT needs writable code pages');
-  t.notOk(service.has('PrivateUsers'), 'not PrivateUsers: it would void CAP_NET_BIND_SERVICE in the host\'s network namespace');
+  t.notOk(service.has('MemoryDenyWriteExecute'), "not MemoryDenyWriteExecute: V8's JIT needs writable code pages");
+  t.notOk(service.has('PrivateUsers'), "not PrivateUsers: it would void CAP_NET_BIND_SERVICE in the host's network namespace");
 });
 
 t.test('systemd-analyze verify: no warnings', { skip: noAnalyze }, async (t) => {

@@ -19,7 +19,10 @@ t.test('a burst is written, the rest summarised by kind once per interval', asyn
   const limiter = new LogLimiter(log, 3, 60_000);
   for (let i = 0; i < 10; i++) limiter.info({ i }, 'relay closed', i % 2 ? 'denied' : 'limit');
   t.equal(lines.length, 3, 'only the burst');
-  t.same(lines.map((l) => l.i), [0, 1, 2]);
+  t.same(
+    lines.map((l) => l.i),
+    [0, 1, 2],
+  );
   limiter.flush();
   t.equal(lines.length, 4);
   t.same(lines[3]?.suppressed, { denied: 4, limit: 3 });
