@@ -35,16 +35,16 @@ export async function runtimeDirectoryOf(options: { config: string; runtimeDir?:
 /** The running daemon's status; NOT_RUNNING when nothing answers on the control socket. */
 export async function daemonStatus(dir: string): Promise<DaemonStatus> {
   const response = await request(socketPath(dir), { cmd: 'status' });
-  if (!response.ok) throw new FaithdError('INTERNAL', response.error);
-  if (!('status' in response)) throw new FaithdError('INTERNAL', 'the daemon answered something other than a status');
+  if (!response.ok) throw new FaithdError('CONTROL', response.error);
+  if (!('status' in response)) throw new FaithdError('CONTROL', 'the daemon answered something other than a status');
   return response.status;
 }
 
 /** Asks the running daemon to reload its config file and returns what it says. */
 export async function daemonReload(dir: string): Promise<ReloadOutcome> {
   const response = await request(socketPath(dir), { cmd: 'reload' }, 60_000);
-  if (!response.ok) throw new FaithdError('INTERNAL', response.error);
-  if (!('reload' in response)) throw new FaithdError('INTERNAL', 'the daemon answered something other than a reload outcome');
+  if (!response.ok) throw new FaithdError('CONTROL', response.error);
+  if (!('reload' in response)) throw new FaithdError('CONTROL', 'the daemon answered something other than a reload outcome');
   return response.reload;
 }
 
@@ -59,7 +59,7 @@ export async function startInBackground(config: Config, logFile: string): Promis
     out = openSync(logFile, 'a', 0o640);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    const code: ErrorCode = e.code === 'EACCES' || e.code === 'EPERM' ? 'NO_PERMISSION' : 'INTERNAL';
+    const code: ErrorCode = e.code === 'EACCES' || e.code === 'EPERM' ? 'NO_PERMISSION' : 'START';
     throw new FaithdError(code, `cannot open the log file ${logFile}: ${e.code ?? e.message} (choose another with --log)`, { cause: err });
   }
   const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'faithd6'), 'run', '-c', config.file], {
@@ -86,9 +86,9 @@ export async function startInBackground(config: Config, logFile: string): Promis
     }
     if (report.signal === 'timeout') {
       child.kill('SIGTERM');
-      throw new FaithdError('INTERNAL', `faithd6 did not become ready within ${START_TIMEOUT / 1000} s (see ${logFile}); stopped it`);
+      throw new FaithdError('START', `faithd6 did not become ready within ${START_TIMEOUT / 1000} s (see ${logFile}); stopped it`);
     }
-    throw new FaithdError('INTERNAL', `faithd6 exited (${report.signal ?? `code ${report.code}`}) before it was ready; see ${logFile}`);
+    throw new FaithdError('START', `faithd6 exited (${report.signal ?? `code ${report.code}`}) before it was ready; see ${logFile}`);
   } finally {
     if (child.connected) child.disconnect();
     child.unref();
@@ -129,7 +129,7 @@ export async function stopDaemon(dir: string, ctx: CliContext): Promise<{ pid: n
     throw new FaithdError('NOT_RUNNING', `faithd6 (pid ${pid}) is already gone`, { cause: err });
   }
   if (!(await exited(pid, drain + STOP_GRACE))) {
-    throw new FaithdError('INTERNAL', `faithd6 (pid ${pid}) did not stop within ${(drain + STOP_GRACE) / 1000} s`);
+    throw new FaithdError('STOP', `faithd6 (pid ${pid}) did not stop within ${(drain + STOP_GRACE) / 1000} s`);
   }
   return { pid, seconds: (Date.now() - started) / 1000 };
 }

@@ -26,7 +26,7 @@ Exit status: 0 applied, 1 the daemon refused it, 3 not running, 78 bad config.`,
         ctx.stderr.write(`warning: the daemon reads ${running.config}, not ${config.file}\n`);
       }
       const outcome = await daemonReload(dir);
-      if (!outcome.ok) throw new FaithdError('INTERNAL', `the daemon kept its config: ${outcome.error ?? 'unknown error'}`);
+      if (!outcome.ok) throw new FaithdError('RELOAD_REFUSED', `the daemon kept its config: ${outcome.error ?? 'unknown error'}`);
       ctx.stdout.write(outcome.changes.length === 0 ? 'reloaded: no changes\n' : `reloaded:\n${outcome.changes.map((c) => `  ${c}\n`).join('')}`);
       for (const warning of outcome.warnings) ctx.stderr.write(`warning: ${warning}\n`);
     });

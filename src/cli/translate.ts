@@ -55,7 +55,7 @@ Exit status: 0 translated, 1 the IPv6 address is in no prefix, 64 not an address
       }
       const found = translate(prefixes, ipv6 as bigint);
       if (found === undefined) {
-        throw new FaithdError('INTERNAL', `${address} is not a translated address of ${prefixes.map((p) => p.text).join(', ')}`);
+        throw new FaithdError('NOT_TRANSLATED', `${address} is not a translated address of ${prefixes.map((p) => p.text).join(', ')}`);
       }
       ctx.stdout.write(`${formatIPv4(found.ipv4)}\n`);
     });

@@ -14,7 +14,7 @@ export function request(path: string, req: ControlRequest, timeout = 10_000): Pr
     socket.setEncoding('utf8');
     socket.setTimeout(timeout, () => {
       socket.destroy();
-      reject(new FaithdError('INTERNAL', `no answer on ${path} within ${timeout / 1000} s`));
+      reject(new FaithdError('CONTROL', `no answer on ${path} within ${timeout / 1000} s`));
     });
     socket.on('connect', () => socket.write(`${JSON.stringify(req)}\n`));
     socket.on('data', (chunk: string) => (answer += chunk));
@@ -22,7 +22,7 @@ export function request(path: string, req: ControlRequest, timeout = 10_000): Pr
       try {
         resolve(JSON.parse(answer) as ControlResponse);
       } catch {
-        reject(new FaithdError('INTERNAL', `unreadable answer on ${path}: ${answer.slice(0, 200)}`));
+        reject(new FaithdError('CONTROL', `unreadable answer on ${path}: ${answer.slice(0, 200)}`));
       }
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -31,7 +31,7 @@ export function request(path: string, req: ControlRequest, timeout = 10_000): Pr
       } else if (err.code === 'EACCES') {
         reject(new FaithdError('NO_PERMISSION', `cannot reach ${path}: permission denied (run as the daemon's user or root)`, { cause: err }));
       } else {
-        reject(new FaithdError('INTERNAL', `cannot reach ${path}: ${err.message}`, { cause: err }));
+        reject(new FaithdError('CONTROL', `cannot reach ${path}: ${err.message}`, { cause: err }));
       }
     });
   });

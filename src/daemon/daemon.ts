@@ -123,7 +123,7 @@ function prepareRuntimeDirectory(dir: string): void {
         { cause: err },
       );
     }
-    throw new FaithdError('INTERNAL', `cannot create the runtime directory ${dir}: ${e.message}`, { cause: err });
+    throw new FaithdError('RUNTIME_DIRECTORY', `cannot create the runtime directory ${dir}: ${e.message}`, { cause: err });
   }
 }
 
@@ -132,7 +132,7 @@ async function refuseIfRunning(path: string): Promise<void> {
   try {
     const response = await request(path, { cmd: 'status' }, 3_000);
     const pid = response.ok && 'status' in response ? response.status.pid : 'unknown';
-    throw new FaithdError('INTERNAL', `faithd6 is already running (pid ${pid}, control socket ${path})`);
+    throw new FaithdError('ALREADY_RUNNING', `faithd6 is already running (pid ${pid}, control socket ${path})`);
   } catch (err) {
     if (!(err instanceof FaithdError) || err.code !== 'NOT_RUNNING') throw err;
   }

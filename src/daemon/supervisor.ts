@@ -49,9 +49,9 @@ function listenError(port: number, code: string, message?: string): FaithdError 
       return new FaithdError('NO_PERMISSION', `port ${port}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)`);
     case 'EAFNOSUPPORT':
     case 'EADDRNOTAVAIL':
-      return new FaithdError('INTERNAL', `port ${port}: cannot bind [::]:${port} (${code}): is IPv6 enabled on this host?`);
+      return new FaithdError('LISTEN', `port ${port}: cannot bind [::]:${port} (${code}): is IPv6 enabled on this host?`);
     default:
-      return new FaithdError('INTERNAL', `port ${port}: cannot listen: ${message ?? code}`);
+      return new FaithdError('LISTEN', `port ${port}: cannot listen: ${message ?? code}`);
   }
 }
 
@@ -345,7 +345,7 @@ export class Supervisor {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();
-        reject(new FaithdError('INTERNAL', `port ${slot.port}: worker ${child.pid} did not start listening within ${LISTEN_TIMEOUT / 1000} s`));
+        reject(new FaithdError('WORKER', `port ${slot.port}: worker ${child.pid} did not start listening within ${LISTEN_TIMEOUT / 1000} s`));
       }, LISTEN_TIMEOUT);
       const onMessage = (message: FromWorker): void => {
         if (message.type === 'listening') {
@@ -358,7 +358,7 @@ export class Supervisor {
       };
       const onExit = (): void => {
         cleanup();
-        reject(new FaithdError('INTERNAL', `port ${slot.port}: worker ${child.pid} exited before listening`));
+        reject(new FaithdError('WORKER', `port ${slot.port}: worker ${child.pid} exited before listening`));
       };
       const cleanup = (): void => {
         clearTimeout(timer);

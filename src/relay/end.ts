@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import { SystemError } from '../errors.js';
 
 // How a relayed socket really ended: a FIN, or a reset that node:net reported as a FIN.
 //
@@ -62,6 +63,6 @@ export function confirmEnd(socket: net.Socket, fin: (socket: net.Socket) => void
   /* c8 ignore next 4 -- unreachable through node:net, see above */
   if (err !== 0) {
     handle.onread = onread;
-    socket.destroy(Object.assign(new Error(`read after end: ${err}`), { code: 'ERR_READ_AFTER_END' }));
+    socket.destroy(new SystemError('ERR_READ_AFTER_END', `read after end: ${err}`));
   }
 }

@@ -1,5 +1,6 @@
 import net, { isIPv6 } from 'node:net';
 import { getSystemErrorName } from 'node:util';
+import { SystemError } from '../errors.js';
 import { READ_INTO } from './pump.js';
 
 // Listening and accepting on libuv's TCP handle directly, as node:net's Server does inside.
@@ -82,7 +83,7 @@ export class Listener {
   /** Starts accepting; throws with the errno name as `code` when the kernel refuses. */
   listen(): void {
     const err = this.handle.listen(BACKLOG);
-    if (err !== 0) throw Object.assign(new Error(`listen: ${getSystemErrorName(err)}`), { code: getSystemErrorName(err) });
+    if (err !== 0) throw new SystemError(getSystemErrorName(err), `listen: ${getSystemErrorName(err)}`);
   }
 
   /** The port accepted on. */

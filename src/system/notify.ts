@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import sdNotify from 'systemd-notify';
+import { SystemError } from '../errors.js';
 
 /** What the notifier logs through (a pino logger fits). */
 export interface NotifyLog {
@@ -63,7 +64,7 @@ function sendWithPackage(message: PackageMessage, pid: number): Promise<void> {
   const options = { pid, ...(message.ready ? { ready: true } : {}), ...(message.status === undefined ? {} : { status: message.status }) };
   let timer: NodeJS.Timeout | undefined;
   const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`${BINARY} took over ${SEND_TIMEOUT} ms`), { code: 'ETIMEDOUT' })), SEND_TIMEOUT);
+    timer = setTimeout(() => reject(new SystemError('ETIMEDOUT', `${BINARY} took over ${SEND_TIMEOUT} ms`)), SEND_TIMEOUT);
   });
   return Promise.race([sdNotify(options).then(() => undefined), bound])
     .catch((err: unknown) => {

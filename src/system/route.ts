@@ -28,7 +28,15 @@ export interface RouteOutcome {
 }
 
 /** What ip() rejects with: its stderr, and execFile's error (`code` the exit status, or ENOENT). */
-type IpError = Error & { stderr?: string; cause?: Error & { code?: number | string } };
+class IpError extends Error {
+  readonly stderr: string;
+  declare readonly cause: Error & { code?: number | string | null };
+  constructor(message: string, stderr: string, cause: Error & { code?: number | string | null }) {
+    super(message, { cause });
+    this.name = 'IpError';
+    this.stderr = stderr;
+  }
+}
 
 /** Runs `ip` with arguments; resolves with stdout, rejects with its stderr as the message. */
 function ip(args: readonly string[]): Promise<string> {
@@ -36,7 +44,7 @@ function ip(args: readonly string[]): Promise<string> {
     execFile('ip', args, { timeout: 10_000 }, (err, stdout, stderr) => {
       if (err) {
         const detail = stderr.trim() || err.message;
-        reject(Object.assign(new Error(`ip ${args.join(' ')}: ${detail}`), { stderr: stderr.trim(), cause: err }));
+        reject(new IpError(`ip ${args.join(' ')}: ${detail}`, stderr.trim(), err));
       } else {
         resolve(stdout);
       }

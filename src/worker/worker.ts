@@ -6,6 +6,7 @@ import { emptyStats, type FromWorker, type ToWorker, type WorkerStats } from './
 import { Admission, type Ticket } from '../policy/limits.js';
 import { openDescriptors, openFileLimit } from '../system/descriptors.js';
 import { LogLimiter } from './log-limiter.js';
+import { SystemError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { decide, type Translator } from '../relay/decide.js';
 import { dial, KEEPALIVE_DELAY } from '../relay/dial.js';
@@ -89,7 +90,7 @@ export class Worker {
     const bound = listener.port;
     if (bound !== this.compiled.service.port) {
       listener.close();
-      throw Object.assign(new Error(`listening on port ${bound ?? 'none'}, not ${this.compiled.service.port}`), { code: 'EADDRINUSE' });
+      throw new SystemError('EADDRINUSE', `listening on port ${bound ?? 'none'}, not ${this.compiled.service.port}`);
     }
     this.listener = listener;
     this.watchDescriptors();

@@ -84,7 +84,7 @@ t.test('a daemon that does not answer in time is a failure, not "not running"', 
   t.teardown(() => server.close());
   const started = Date.now();
   const err = (await request(path, { cmd: 'status' }, 300).catch((e: unknown) => e)) as FaithdError;
-  t.equal(err.code, 'INTERNAL');
+  t.equal(err.code, 'CONTROL');
   t.match(err.message, 'no answer');
   t.ok(Date.now() - started < 2000);
 });
