@@ -9,6 +9,7 @@ import { pidfilePath, socketPath } from '../control/paths.js';
 import type { DaemonStatus, ReloadOutcome } from '../control/protocol.js';
 import type { StartReport } from '../daemon/daemon.js';
 import { ConfigError, FaithdError, type ErrorCode } from '../errors.js';
+import { commandLine, SUPERVISOR_TITLE } from '../system/proc.js';
 import { packageRoot } from '../version.js';
 import type { CliContext } from './context.js';
 
@@ -114,7 +115,7 @@ export async function stopDaemon(dir: string, ctx: CliContext): Promise<{ pid: n
     if (fromFile === undefined) throw err;
     if (!isFaithd6Supervisor(fromFile)) {
       unlinkQuietly(pidfilePath(dir));
-      ctx.stderr.write(`removed a stale pidfile: pid ${fromFile} is not faithd6 (${commandOf(fromFile) ?? 'no such process'}), left alone\n`);
+      ctx.stderr.write(`removed a stale pidfile: pid ${fromFile} is not faithd6 (${commandLine(fromFile).join(' ') || 'no such process'}), left alone\n`);
       throw err;
     }
     pid = fromFile;
@@ -152,17 +153,9 @@ function readPidfile(path: string): number | undefined {
   }
 }
 
-function commandOf(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replaceAll('\0', ' ');
-  } catch {
-    return undefined;
-  }
-}
-
-/** The supervisor sets its process title to this; the title replaces its command line. */
+/** Whether `pid` is a faithd6 supervisor: its process title replaces its command line. */
 function isFaithd6Supervisor(pid: number): boolean {
-  return commandOf(pid)?.startsWith('faithd6: supervisor') ?? false;
+  return commandLine(pid).join(' ').startsWith(SUPERVISOR_TITLE);
 }
 
 function unlinkQuietly(path: string): void {

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
 import { runDaemon } from '../daemon/daemon.js';
+import { SUPERVISOR_TITLE } from '../system/proc.js';
 import { DEFAULT_CONFIG, type CliContext } from './context.js';
 
 /** `faithd6 run`: the daemon in the foreground (what systemd's ExecStart runs). */
@@ -24,7 +25,7 @@ Exit status: 0 stopped cleanly, 1 failure (e.g. a port in use), 77 no permission
       const { config, warnings } = await loadConfig(options.config);
       const log = createLogger(config.log.level);
       for (const warning of warnings) log.warn(warning);
-      process.title = 'faithd6: supervisor';
+      process.title = SUPERVISOR_TITLE;
       try {
         await runDaemon(config, log, { routes: options.routes });
       } catch (err) {

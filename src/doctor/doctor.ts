@@ -1,11 +1,11 @@
-import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { AccessPolicy, hostIPv4Addresses, type DenyReason } from '../policy/access.js';
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6, parseNetwork6, TranslationPrefix, translate } from '../net/address.js';
+import { formatIPv4, formatIPv6, IPV4_COMPATIBLE, IPV4_MAPPED, parseIPv4, parseIPv6, parseNetwork6, TranslationPrefix, translate } from '../net/address.js';
 import { loadConfig } from '../config/load.js';
 import type { Config, LoadedConfig, RuleConfig } from '../config/types.js';
+import { commandLine, isFaithd6Title, readSysctl, runCommand, type CommandError } from '../system/proc.js';
 import { ipv6DisabledReason, localRouteState, ROUTE_PROTOCOL } from '../system/route.js';
 
 /** The outcome of one check: a ✓ or ✗ line, what was found, and for a ✗ what to do. */
@@ -160,20 +160,13 @@ export function parseListeners(text: string): Listener[] {
   return listeners;
 }
 
-function run(cmd: string, args: readonly string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: 10_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error((err as NodeJS.ErrnoException).code === 'ENOENT' ? `${cmd} is not installed` : stderr.trim() || err.message));
-      else resolve(stdout);
-    });
-  });
-}
-
-async function commandLine(pid: number): Promise<string[]> {
+/** Runs a program for a check; rejects with what to tell the operator. */
+async function run(cmd: string, args: readonly string[]): Promise<string> {
   try {
-    return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter((a) => a !== '');
-  } catch {
-    return [];
+    return await runCommand(cmd, args);
+  } catch (err) {
+    const e = err as CommandError;
+    throw new Error(e.notInstalled ? `${cmd} is not installed` : e.detail, { cause: e });
   }
 }
 
@@ -188,10 +181,10 @@ interface Holder {
  * port N`, which replaces its command line; ss shows only the first 15 characters), or, before
  * it set one, a command line that runs bin/faithd6 (`node /usr/bin/faithd6 run`).
  */
-async function holder(process: ListenerProcess): Promise<Holder> {
-  const argv = await commandLine(process.pid);
-  const title = argv[0]?.startsWith('faithd6') === true ? argv.join(' ') : undefined;
-  const faithd6 = process.name.startsWith('faithd6') || title !== undefined || argv.some((arg) => basename(arg) === 'faithd6');
+function holder(process: ListenerProcess): Holder {
+  const argv = commandLine(process.pid);
+  const title = argv[0] !== undefined && isFaithd6Title(argv[0]) ? argv.join(' ') : undefined;
+  const faithd6 = isFaithd6Title(process.name) || title !== undefined || argv.some((arg) => basename(arg) === 'faithd6');
   // ss names a process by its main thread's name, which Node.js 24 sets to "MainThread": the
   // program it runs says more. A command line rewritten into words (a title) keeps ss's name.
   const program = argv[0] !== undefined && !/\s/.test(argv[0]) ? basename(argv[0]) : process.name;
@@ -221,7 +214,7 @@ async function portChecks(config: Config): Promise<Check[]> {
     const here = listeners.filter((l) => l.port === port);
     const ipv4 = here.filter((l) => l.kind === 'ip4');
     const holders = new Map<Listener, Holder[]>();
-    for (const l of here) holders.set(l, await Promise.all(l.processes.map(holder)));
+    for (const l of here) holders.set(l, l.processes.map(holder));
     const whoHolds = (l: Listener): string => who(holders.get(l) ?? []);
     const v4note = ipv4.length === 0 ? '' : `; IPv4 listener on the same port, not in the way: ${ipv4.map((l) => `${l.text} ${whoHolds(l)}`).join(', ')}`;
     const ipv6 = here.filter((l) => l.kind !== 'ip4');
@@ -269,14 +262,6 @@ async function portChecks(config: Config): Promise<Check[]> {
       });
   }
   return checks;
-}
-
-async function readSysctl(path: string): Promise<string | undefined> {
-  try {
-    return (await readFile(path, 'utf8')).trim();
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -398,7 +383,7 @@ class Reachability {
       const { base, length } = parseNetwork6(text);
       networks.set(`${base}/${length}`, { base, length });
     };
-    for (const text of ['::/0', '::/128', '::1/128', '::/96', '::ffff:0:0/96', ...config.prefixes]) add(text);
+    for (const text of ['::/0', '::/128', '::1/128', IPV4_COMPATIBLE, IPV4_MAPPED, ...config.prefixes]) add(text);
     for (const rule of config.rules) for (const text of rule.from) add(text);
     const all = [...networks.values()];
     this.sources = all.flatMap((net) => {

@@ -166,10 +166,15 @@ export function networks6Overlap(a: Network6, b: Network6): boolean {
   return a.length <= b.length ? inNetwork6(a, b.base) : inNetwork6(b, a.base);
 }
 
+/** IPv4-mapped IPv6 addresses (RFC 4291 §2.5.5.2): how a dual-stack socket shows an IPv4 peer. */
+export const IPV4_MAPPED = '::ffff:0:0/96';
+/** IPv4-compatible IPv6 addresses (RFC 4291 §2.5.5.1, deprecated); ::1 and :: lie in it too. */
+export const IPV4_COMPATIBLE = '::/96';
+
 /** IPv6 ranges that can never be a translation prefix, with the reason. */
 const RESERVED_FOR_PREFIX: readonly [Network6, string][] = [
-  [parseNetwork6('::ffff:0:0/96'), 'IPv4-mapped addresses (::ffff:0:0/96)'],
-  [parseNetwork6('::/96'), 'IPv4-compatible addresses (::/96)'],
+  [parseNetwork6(IPV4_MAPPED), `IPv4-mapped addresses (${IPV4_MAPPED})`],
+  [parseNetwork6(IPV4_COMPATIBLE), `IPv4-compatible addresses (${IPV4_COMPATIBLE})`],
   [parseNetwork6('fe80::/10'), 'link-local addresses (fe80::/10)'],
   [parseNetwork6('ff00::/8'), 'multicast addresses (ff00::/8)'],
 ];

@@ -1,5 +1,16 @@
 import os from 'node:os';
-import { formatIPv4, network4Within, parseIPv4, parseNetwork4, parseNetwork6, type Network4, type Network6, type TranslationPrefix } from '../net/address.js';
+import {
+  formatIPv4,
+  IPV4_COMPATIBLE,
+  IPV4_MAPPED,
+  network4Within,
+  parseIPv4,
+  parseNetwork4,
+  parseNetwork6,
+  type Network4,
+  type Network6,
+  type TranslationPrefix,
+} from '../net/address.js';
 import type { RuleConfig } from '../config/types.js';
 
 /** Why a connection was refused, in the operator's words (these go into the log). */
@@ -119,8 +130,8 @@ const MAPPED_SOURCE = verdict(false, undefined, 'IPv4-mapped source');
 const COMPATIBLE_SOURCE = verdict(false, undefined, 'IPv4-compatible source');
 const LOOPED_SOURCE = verdict(false, undefined, 'source inside a translation prefix');
 
-const MAPPED = compile6(parseNetwork6('::ffff:0:0/96'));
-const COMPATIBLE = compile6(parseNetwork6('::/96'));
+const MAPPED = compile6(parseNetwork6(IPV4_MAPPED));
+const COMPATIBLE = compile6(parseNetwork6(IPV4_COMPATIBLE));
 
 /**
  * The access rules compiled for the per-connection hot path: check() splits the source into four

@@ -1,7 +1,7 @@
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { parseNetwork6 } from '../net/address.js';
 import { FaithdError } from '../errors.js';
+import { CommandError, readSysctl, runCommand } from './proc.js';
 
 /**
  * The routing-protocol number (rtm_protocol, `ip route … proto N`) faithd6 marks its routes
@@ -27,29 +27,11 @@ export interface RouteOutcome {
     | 'absent'; // down: there was none
 }
 
-/** What ip() rejects with: its stderr, and execFile's error (`code` the exit status, or ENOENT). */
-class IpError extends Error {
-  readonly stderr: string;
-  declare readonly cause: Error & { code?: number | string | null };
-  constructor(message: string, stderr: string, cause: Error & { code?: number | string | null }) {
-    super(message, { cause });
-    this.name = 'IpError';
-    this.stderr = stderr;
-  }
-}
+type IpError = CommandError;
 
-/** Runs `ip` with arguments; resolves with stdout, rejects with its stderr as the message. */
+/** Runs `ip` with arguments; resolves with stdout, rejects with a CommandError. */
 function ip(args: readonly string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('ip', args, { timeout: 10_000 }, (err, stdout, stderr) => {
-      if (err) {
-        const detail = stderr.trim() || err.message;
-        reject(new IpError(`ip ${args.join(' ')}: ${detail}`, stderr.trim(), err));
-      } else {
-        resolve(stdout);
-      }
-    });
-  });
+  return runCommand('ip', args);
 }
 
 /**
@@ -58,13 +40,7 @@ function ip(args: readonly string[]): Promise<string> {
  * needs. Reads this process's network namespace.
  */
 export async function ipv6DisabledReason(): Promise<string | undefined> {
-  const read = async (name: string): Promise<string | undefined> => {
-    try {
-      return (await readFile(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, 'utf8')).trim();
-    } catch {
-      return undefined;
-    }
-  };
+  const read = (name: string): Promise<string | undefined> => readSysctl(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`);
   const [all, lo] = await Promise.all([read('all'), read('lo')]);
   if (all === undefined && lo === undefined) {
     return 'the kernel runs without IPv6 (/proc/sys/net/ipv6 is missing: ipv6.disable=1 on the kernel command line?)';

@@ -7,6 +7,7 @@ import { Admission, type Ticket } from '../policy/limits.js';
 import { openDescriptors, openFileLimit } from '../system/descriptors.js';
 import { LogLimiter } from './log-limiter.js';
 import { SystemError } from '../errors.js';
+import { workerTitle } from '../system/proc.js';
 import { createLogger, type Logger } from '../log.js';
 import { decide, type Translator } from '../relay/decide.js';
 import { dial, KEEPALIVE_DELAY } from '../relay/dial.js';
@@ -242,7 +243,7 @@ export function runWorker(): void {
     switch (message.type) {
       case 'listen': {
         const log = createLogger(message.config.log.level, { port: message.port });
-        process.title = `faithd6: worker port ${message.port}`;
+        process.title = workerTitle(message.port);
         worker = new Worker(message.config, message.port, log);
         try {
           worker.listen(handle as TcpHandle);
