@@ -24,7 +24,7 @@ export type StartReport =
  * The daemon process around the supervisor: the runtime directory with the pidfile and the
  * control socket, signals, systemd notifications and the watchdog. Resolves once it stopped.
  */
-export async function runDaemon(config: Config, log: Logger, options: SupervisorOptions = { routes: true }): Promise<void> {
+export async function runDaemon(config: Config, log: Logger, options: SupervisorOptions): Promise<void> {
   const supervisor = new Supervisor(config, log, options);
   const notifier = systemdNotifier(process.pid, log);
   const dir = config.runtimeDirectory;

@@ -107,7 +107,7 @@ export class Supervisor {
 
   private readonly options: SupervisorOptions;
 
-  constructor(config: Config, log: Logger, options: SupervisorOptions = { routes: true }) {
+  constructor(config: Config, log: Logger, options: SupervisorOptions) {
     this.config = config;
     this.log = log;
     this.options = options;

@@ -27,8 +27,6 @@ export interface RouteOutcome {
     | 'absent'; // down: there was none
 }
 
-type IpError = CommandError;
-
 /** Runs `ip` with arguments; resolves with stdout, rejects with a CommandError. */
 function ip(args: readonly string[]): Promise<string> {
   return runCommand('ip', args);
@@ -49,12 +47,12 @@ export async function ipv6DisabledReason(): Promise<string | undefined> {
   return off.length === 0 ? undefined : `IPv6 is disabled (${off.join(', ')})`;
 }
 
-async function routeError(prefix: string, verb: string, err: IpError): Promise<FaithdError> {
+async function routeError(prefix: string, verb: string, err: CommandError): Promise<FaithdError> {
   const what = `cannot ${verb} the local route for ${prefix}`;
-  if (err.cause?.code === 'ENOENT') {
+  if (err.notInstalled) {
     return new FaithdError('ROUTE', `${what}: the ip command is not installed; faithd6 needs iproute2 (apt-get install iproute2)`, { cause: err });
   }
-  if (err.stderr === '' && typeof err.cause?.code === 'number') {
+  if (err.stderr === '' && typeof err.cause.code === 'number') {
     // iproute2 run without root drops its capabilities with capset(2) first; where a seccomp
     // filter denies that call (systemd's SystemCallFilter=~@privileged), it exits 1 silently.
     return new FaithdError(
@@ -94,7 +92,7 @@ export async function localRouteState(prefix: string): Promise<LocalRouteState> 
     if (hasLocalLine(await ip([...show, 'proto', String(ROUTE_PROTOCOL)]))) return 'ours';
     return hasLocalLine(await ip(show)) ? 'foreign' : 'absent';
   } catch (err) {
-    throw await routeError(prefix, 'look up', err as IpError);
+    throw await routeError(prefix, 'look up', err as CommandError);
   }
 }
 
@@ -116,7 +114,7 @@ export async function installLocalRoutes(prefixes: readonly string[]): Promise<R
       try {
         await ip(['-6', 'route', 'add', 'local', prefix, 'dev', 'lo', 'table', 'local', 'proto', String(ROUTE_PROTOCOL)]);
       } catch (err) {
-        throw await routeError(prefix, 'add', err as IpError);
+        throw await routeError(prefix, 'add', err as CommandError);
       }
       outcomes.push({ prefix, outcome: 'added' });
     }
@@ -153,12 +151,12 @@ export async function removeLocalRoutes(prefixes: readonly string[]): Promise<Ro
       await ip(['-6', 'route', 'del', 'local', prefix, 'dev', 'lo', 'table', 'local', 'proto', String(ROUTE_PROTOCOL)]);
       outcomes.push({ prefix, outcome: 'removed' });
     } catch (err) {
-      const detail = (err as IpError).stderr ?? '';
+      const detail = (err as CommandError).stderr;
       if (/no such process/i.test(detail)) {
         outcomes.push({ prefix, outcome: (await localRouteState(prefix)) === 'absent' ? 'absent' : 'foreign' });
         continue;
       }
-      throw await routeError(prefix, 'remove', err as IpError);
+      throw await routeError(prefix, 'remove', err as CommandError);
     }
   }
   return outcomes;
