@@ -45,7 +45,9 @@ t.test(`${CONNS} connections that never send, idle timeout ${IDLE_MS} ms`, async
   const first = Math.min(...ms);
   const last = Math.max(...ms);
   t.equal(logged.length, CONNS, `${CONNS} "relay closed" lines with end "idle timeout"`);
-  t.ok(first >= IDLE_MS, `none before the timeout (the first after ${first} ms)`);
+  // libuv starts a timer from the loop's cached clock, whole milliseconds read at the top of the
+  // iteration, so a timer can fire up to 1 ms early by a precise clock (seen once: 1999 ms on Node 24).
+  t.ok(first >= IDLE_MS - 1, `none before the timeout (the first after ${first} ms)`);
   t.ok(last < IDLE_MS + 1500, `all at about the timeout (the last after ${last} ms)`);
   t.comment(
     `idle: ${CONNS} silent connections up after ${upAt} ms; reset ${first}–${last} ms after their accept (idle ${IDLE_MS} ms); ` +
