@@ -59,7 +59,7 @@ t.test('a minimal file gets every default, from DEFAULTS', async (t) => {
     file: FILE,
     prefixes: ['2001:db8:5999::/96'],
     route: DEFAULTS.route,
-    services: [{ port: 5999, backendPort: 5999, workers: DEFAULTS.workers }],
+    services: [{ port: 5999, backendPort: 5999, workers: 1 }],
     rules: [{ action: 'permit', from: ['::/0'], to: ['192.0.2.10/32'], ports: [] }],
     timeouts: DEFAULTS.timeouts,
     limits: DEFAULTS.limits,
