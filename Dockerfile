@@ -33,7 +33,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 COPY --from=build /src/dist ./dist
 COPY bin ./bin
-COPY etc/faithd6.yaml /etc/faithd6.yaml
+COPY etc/faithd6.yaml etc/faithd6.schema.json /etc/
 VOLUME ["/etc/faithd6.yaml"]
 USER faithd6
 ENTRYPOINT ["node", "/opt/faithd6/bin/faithd6"]

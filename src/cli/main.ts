@@ -6,6 +6,7 @@ import type { CliContext } from './context.js';
 import { reloadCommand } from './reload.js';
 import { restartCommand } from './restart.js';
 import { routeCommand } from './route.js';
+import { schemaCommand } from './schema.js';
 import { runCommand } from './run.js';
 import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
@@ -37,7 +38,7 @@ export async function main(
     .addHelpText(
       'after',
       `
-Every command takes -c/--config FILE (default /etc/faithd6.yaml).
+Every command but schema takes -c/--config FILE (default /etc/faithd6.yaml).
 Exit status: 0 ok, 1 failure, 3 not running, 64 usage, 77 no permission, 78 bad config.`,
     );
   for (const make of [
@@ -51,6 +52,7 @@ Exit status: 0 ok, 1 failure, 3 not running, 64 usage, 77 no permission, 78 bad 
     translateCommand,
     routeCommand,
     doctorCommand,
+    schemaCommand,
   ]) {
     program.addCommand(make(ctx).copyInheritedSettings(program));
   }

@@ -1,5 +1,7 @@
 import { TranslationPrefix, formatIPv4, formatIPv6, parseNetwork4 } from '../net/address.js';
-import { formatDuration } from './duration.js';
+import { show } from './diff.js';
+import { ConfigSchema } from './schema.js';
+import { schemaOf, type SchemaNode } from './walk.js';
 import type { Config, LoadedConfig, RuleConfig } from './types.js';
 
 /** A human summary of a validated config, for `faithd6 check`: what it will do, rule by rule. */
@@ -11,34 +13,23 @@ export function describeConfig(loaded: LoadedConfig): string {
     const translated = formatIPv6(TranslationPrefix.parse(text).toIPv6(example));
     lines.push(`  ${text}  e.g. ${formatIPv4(example)} -> ${translated}`);
   }
-  lines.push(
-    config.route === 'manage'
-      ? 'route: manage (faithd6 adds and removes "local PREFIX dev lo" itself)'
-      : 'route: external (the local routes for the prefixes are set up outside faithd6)',
-  );
+  lines.push(settingLine('route', config.route));
   lines.push('services:');
   for (const s of config.services) {
     const workers = `${s.workers} worker${s.workers === 1 ? '' : 's'}`;
-    lines.push(`  port ${s.port} -> backend port ${s.backendPort}, ${workers}`);
+    // A service key added to the schema is shown as the schema has it.
+    const more = Object.entries(schemaOf.properties(schemaOf.item(ConfigSchema.properties.services)))
+      .filter(([key]) => !['port', 'backendPort', 'workers'].includes(key))
+      .map(([key, node]) => `, ${key} ${shownWithExplanation(node, (s as Record<string, unknown>)[key])}`);
+    lines.push(`  port ${s.port} -> backend port ${s.backendPort}, ${workers}${more.join('')}`);
   }
   lines.push('rules (in order, the first match wins):');
   config.rules.forEach((rule, index) => lines.push(`  ${index + 1}. ${describeRule(rule)}`));
   lines.push('  otherwise: deny');
-  const t = config.timeouts;
-  lines.push(
-    `timeouts: connect ${formatDuration(t.connect)}, idle ${formatDuration(t.idle)}, ` +
-      `half-closed ${formatDuration(t.halfClosed)}, drain ${formatDuration(t.drain)}`,
-  );
-  const l = config.limits;
-  const rate = l.newConnectionsPerSecond === 0 ? 'no rate limit' : `${l.newConnectionsPerSecond} new/s`;
-  lines.push(
-    `limits (each worker): ${l.connectionsPerWorker} connections, ${l.pendingConnects} pending connects; ` +
-      `per source /${l.sourcePrefixLength}: ${l.connectionsPerSource} connections, ${l.pendingConnectsPerSource} pending, ${rate}; ` +
-      `per backend: ${l.connectionsPerBackend} connections`,
-  );
-  lines.push(`log level: ${config.log.level}`);
-  lines.push(`workers run as: ${config.user ?? 'faithd6 if that user exists, else nobody'} (when started as root)`);
-  lines.push(`runtime directory: ${config.runtimeDirectory} (pidfile and control socket)`);
+  // Every other setting as the schema has it, so that a new key is shown without an edit here.
+  for (const name of Object.keys(ConfigSchema.properties)) {
+    if (!DESCRIBED.has(name)) lines.push(settingLine(name, config[name as keyof Config]));
+  }
   if (warnings.length === 0) {
     lines.push('warnings: none');
   } else {
@@ -46,6 +37,24 @@ export function describeConfig(loaded: LoadedConfig): string {
     for (const warning of warnings) lines.push(`  ${warning}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The keys described above in words of their own; the others are shown as the schema has them. */
+const DESCRIBED = new Set(['prefixes', 'route', 'services', 'rules']);
+
+/** `name: value (explanation)`, or for a mapping `name: key value, key value`. */
+function settingLine(name: string, value: unknown): string {
+  const node = ConfigSchema.properties[name as keyof typeof ConfigSchema.properties];
+  if (!schemaOf.isObject(node)) return `${name}: ${shownWithExplanation(node, value)}`;
+  const entries = Object.entries(schemaOf.properties(node)).map(
+    ([key, child]) => `${key} ${shownWithExplanation(child, (value as Record<string, unknown>)[key])}`,
+  );
+  return `${name}: ${entries.join(', ')}`;
+}
+
+function shownWithExplanation(node: SchemaNode, value: unknown): string {
+  const explanation = (schemaOf.get(node, 'x-explain') as Record<string, string> | undefined)?.[String(value)];
+  return explanation === undefined ? show(node, value) : `${show(node, value)} (${explanation})`;
 }
 
 function describeRule(rule: RuleConfig): string {

@@ -85,7 +85,7 @@ const Service = Type.Object(
     backendPort: Type.Optional(Int(1, 65535, "the IPv4 server's port (default: the same as port)")),
     workers: Type.Optional(Int(1, 64, "processes sharing this port's connections; one stream is always relayed by one worker", { default: 1 })),
   },
-  { additionalProperties: false, description: 'a service', 'x-key': 'port' },
+  { additionalProperties: false, description: 'a service', 'x-key': 'port', 'x-removed': 'its connections drain' },
 );
 
 const IPV6_NETWORK = Formatted('network6', { 'x-expected': 'an IPv6 network such as 2001:db8::/32' });

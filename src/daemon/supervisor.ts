@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { loadConfig } from '../config/load.js';
-import { formatDuration } from '../config/duration.js';
+import { planReload } from '../config/diff.js';
 import type { Config, ServiceConfig } from '../config/types.js';
 import type { DaemonStatus, PortStatus, ReloadOutcome } from '../control/protocol.js';
 import { FaithdError } from '../errors.js';
@@ -179,20 +179,9 @@ export class Supervisor {
       this.log.error({ err: outcome.error }, 'reload failed: the running config is unchanged');
       return outcome;
     }
-    const kept: string[] = [];
-    if (config.route !== this.config.route || config.prefixes.join() !== this.config.prefixes.join()) {
-      kept.push('prefixes and route mode are unchanged until faithd6 is restarted');
-      config = { ...config, prefixes: this.config.prefixes, route: this.config.route };
-    }
-    if (config.user !== this.config.user) {
-      kept.push('user is unchanged until faithd6 is restarted');
-      config = { ...config, user: this.config.user };
-    }
-    if (config.runtimeDirectory !== this.config.runtimeDirectory) {
-      kept.push('runtimeDirectory is unchanged until faithd6 is restarted');
-      config = { ...config, runtimeDirectory: this.config.runtimeDirectory };
-    }
-    const changes = describeChanges(this.config, config);
+    const plan = planReload(this.config, config);
+    const { changes, kept } = plan;
+    config = plan.config;
     this.config = config;
     this.log.level = config.log.level;
     const wanted = new Map(config.services.map((s) => [s.port, s]));
@@ -429,34 +418,4 @@ export class Supervisor {
     }
     this.addedRoutes = [];
   }
-}
-
-/** What changed between two configs, one line each, for `faithd6 reload` and the log. */
-export function describeChanges(before: Config, after: Config): string[] {
-  const changes: string[] = [];
-  const old = new Map(before.services.map((s) => [s.port, s]));
-  const now = new Map(after.services.map((s) => [s.port, s]));
-  for (const [port, service] of now) {
-    const was = old.get(port);
-    if (was === undefined) {
-      changes.push(`port ${port} added (backend port ${service.backendPort}, ${service.workers} worker${service.workers === 1 ? '' : 's'})`);
-      continue;
-    }
-    if (was.backendPort !== service.backendPort) changes.push(`port ${port}: backend port ${was.backendPort} -> ${service.backendPort}`);
-    if (was.workers !== service.workers) changes.push(`port ${port}: workers ${was.workers} -> ${service.workers}`);
-  }
-  for (const port of old.keys()) if (!now.has(port)) changes.push(`port ${port} removed (its connections drain)`);
-  if (JSON.stringify(before.rules) !== JSON.stringify(after.rules)) {
-    changes.push(`rules changed (${before.rules.length} -> ${after.rules.length} rules)`);
-  }
-  for (const key of Object.keys(after.timeouts) as (keyof Config['timeouts'])[]) {
-    if (before.timeouts[key] !== after.timeouts[key]) {
-      changes.push(`timeouts.${key}: ${formatDuration(before.timeouts[key])} -> ${formatDuration(after.timeouts[key])}`);
-    }
-  }
-  for (const key of Object.keys(after.limits) as (keyof Config['limits'])[]) {
-    if (before.limits[key] !== after.limits[key]) changes.push(`limits.${key}: ${before.limits[key]} -> ${after.limits[key]}`);
-  }
-  if (before.log.level !== after.log.level) changes.push(`log.level: ${before.log.level} -> ${after.log.level}`);
-  return changes;
 }

@@ -54,11 +54,11 @@ rules (in order, the first match wins):
   2. permit from any to 192.0.2.33/32, 192.0.2.34/32 ports 5999, 554
   3. permit from 2001:db8::/32, 2001:db8:1::1/128 to 0.0.0.0/0 ports any
   otherwise: deny
-timeouts: connect 10s, idle 1h30m, half-closed 1m30s, drain 0s
-limits (each worker): 100 connections, 1024 pending connects; per source /64: 512 connections, 64 pending, 100 new/s; per backend: 2048 connections
-log level: warn
-workers run as: nobody (when started as root)
-runtime directory: /run/faithd6 (pidfile and control socket)
+timeouts: connect 10s, idle 1h30m, halfClosed 1m30s, drain 0s
+limits: connectionsPerWorker 100, connectionsPerSource 512, sourcePrefixLength 64, pendingConnects 1024, pendingConnectsPerSource 64, connectionsPerBackend 2048, newConnectionsPerSecond 100
+log: level warn
+user: nobody
+runtimeDirectory: /run/faithd6
 warnings:
   ${at(text, '0.0.0.0/0')}: rules[2].to: permits every IPv4 destination: faithd6 is then a relay into your whole IPv4 network
 `,
@@ -79,11 +79,11 @@ rules:
     '  port 5999 -> backend port 5999, 1 worker',
     '  1. deny from any to 192.0.2.10/32 ports any',
     '  otherwise: deny',
-    'timeouts: connect 5s, idle 2h4m, half-closed 4m, drain 30s',
-    'limits (each worker): 4096 connections, 1024 pending connects; per source /64: 512 connections, 64 pending, 100 new/s; per backend: 2048 connections',
-    'log level: info',
-    'workers run as: faithd6 if that user exists, else nobody (when started as root)',
-    'runtime directory: /run/faithd6 (pidfile and control socket)',
+    'timeouts: connect 5s, idle 2h4m, halfClosed 4m, drain 30s',
+    'limits: connectionsPerWorker 4096, connectionsPerSource 512, sourcePrefixLength 64, pendingConnects 1024, pendingConnectsPerSource 64, connectionsPerBackend 2048, newConnectionsPerSecond 100',
+    'log: level info',
+    'user: not set (faithd6 if that user exists, else nobody)',
+    'runtimeDirectory: /run/faithd6',
     'warnings: none',
   ]) {
     t.ok(lines.includes(line), line);
@@ -116,4 +116,11 @@ t.test('the shipped example', async (t) => {
   t.match(out, '  2001:db8:5999::/96  e.g. 192.0.2.10 -> 2001:db8:5999::c000:20a\n');
   t.match(out, '  1. deny from 2001:db8:bad::/48 to 192.0.2.0/24 ports any\n' + '  2. permit from any to 192.0.2.10/32 ports 5999\n' + '  otherwise: deny\n');
   t.match(out, 'warnings: none\n');
+});
+
+t.test('values the schema explains are explained', async (t) => {
+  const text = 'prefixes: 2001:db8:5999::/96\nservices: [{port: 1}]\nrules: []\nlimits: {newConnectionsPerSecond: 0}\nroute: external\n';
+  const out = describeConfig(parseConfig(text, FILE));
+  t.match(out, /^limits: .*, newConnectionsPerSecond 0 \(no limit\)$/m);
+  t.match(out, /^route: external \(the local routes for the prefixes are set up outside faithd6\)$/m);
 });

@@ -47,6 +47,7 @@ async function install(root: string): Promise<void> {
   await copyFile(process.execPath, join(root, 'usr/bin/node'));
   await execFileP('chroot', [root, 'useradd', '--system', '--no-create-home', '--shell', '/usr/sbin/nologin', 'faithd6']);
   await writeFile(join(root, 'etc/faithd6.yaml'), await exampleConfig(), { mode: 0o644 });
+  await copyFile(join(ROOT, 'etc/faithd6.schema.json'), join(root, 'etc/faithd6.schema.json'));
   await copyFile(join(ROOT, 'systemd', UNIT), join(root, 'etc/systemd/system', UNIT));
 }
 
@@ -148,6 +149,9 @@ t.test('installed as the README says, `systemctl enable --now` returns once it r
     .split('\n')
     .filter(Boolean);
   t.same(new Set(users), new Set(['faithd6']), 'supervisor and workers run as faithd6');
+  const schema = await machine.exec(['faithd6', 'schema']);
+  const copied = await machine.exec(['cat', '/etc/faithd6.schema.json']);
+  t.same(JSON.parse(schema.stdout), JSON.parse(copied.stdout), 'the installed faithd6 prints the schema the README copies beside the config');
 });
 
 t.test('log lines reach the journal as JSON, one per connection', async (t) => {
