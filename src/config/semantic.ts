@@ -94,8 +94,8 @@ function warnAboutDestination(network: Network4, field: Field, report: Report, w
     report.warn(field, 'permits every IPv4 destination: faithd6 is then a relay into your whole IPv4 network');
   }
   if (!wellKnown) return;
-  const overlapped = NON_GLOBAL_IPV4.filter(([range]) => network4Within(network, range) || network4Within(range, network)).map(
-    ([range, name]) => `${range.text} (${name})`,
+  const overlapped = NON_GLOBAL_IPV4.filter(({ network: range }) => network4Within(network, range) || network4Within(range, network)).map(
+    ({ network: range, name }) => `${range.text} (${name})`,
   );
   if (overlapped.length === 0) return;
   const shown = overlapped.length > 3 ? `${overlapped.slice(0, 3).join(', ')} and ${overlapped.length - 3} more` : overlapped.join(', ');

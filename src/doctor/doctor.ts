@@ -2,7 +2,19 @@ import { lookup } from 'node:dns/promises';
 import { readdir } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { AccessPolicy, hostIPv4Addresses, type DenyReason } from '../policy/access.js';
-import { formatIPv4, formatIPv6, IPV4_COMPATIBLE, IPV4_MAPPED, parseIPv4, parseIPv6, parseNetwork6, TranslationPrefix, translate } from '../net/address.js';
+import {
+  formatIPv4,
+  formatIPv6,
+  IPV4_COMPATIBLE,
+  IPV4_MAPPED,
+  network6Within,
+  parseIPv4,
+  parseIPv6,
+  parseNetwork6,
+  TranslationPrefix,
+  translate,
+  type Network6,
+} from '../net/address.js';
 import { loadConfig } from '../config/load.js';
 import type { Config, LoadedConfig, RuleConfig } from '../config/types.js';
 import { commandLine, isFaithd6Title, readSysctl, runCommand, type CommandError } from '../system/proc.js';
@@ -322,21 +334,10 @@ async function forwardingChecks(): Promise<Check[]> {
   ];
 }
 
-interface Net6 {
-  readonly base: bigint;
-  readonly length: number;
-}
-
-const ALL_ONES = (1n << 128n) - 1n;
-
-function mask(length: number): bigint {
-  return length === 0 ? 0n : (ALL_ONES << BigInt(128 - length)) & ALL_ONES;
-}
+type Net6 = Pick<Network6, 'base' | 'length'>;
 
 /** Whether `inner` lies inside `outer` (or is it). */
-function within(outer: Net6, inner: Net6): boolean {
-  return inner.length >= outer.length && (inner.base & mask(outer.length)) === outer.base;
-}
+const within = (outer: Net6, inner: Net6): boolean => network6Within(inner, outer);
 
 /** An address of `net` that lies in none of `holes` (networks inside it), or undefined when they cover it. */
 function uncovered(net: Net6, holes: readonly Net6[]): bigint | undefined {

@@ -99,11 +99,13 @@ export interface Network4 {
   readonly text: string;
 }
 
-function mask6(length: number): bigint {
+/** The netmask of an IPv6 prefix length. */
+export function mask6(length: number): bigint {
   return length === 0 ? 0n : (ALL_ONES_128 << BigInt(128 - length)) & ALL_ONES_128;
 }
 
-function mask4(length: number): number {
+/** The netmask of an IPv4 prefix length, as an unsigned 32-bit number. */
+export function mask4(length: number): number {
   return length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
 }
 
@@ -159,6 +161,11 @@ export function inNetwork4(network: Network4, address: number): boolean {
 /** Whether network `inner` lies entirely inside network `outer`. */
 export function network4Within(inner: Network4, outer: Network4): boolean {
   return inner.length >= outer.length && inNetwork4(outer, inner.base);
+}
+
+/** Whether network `inner` lies entirely inside network `outer` (or is it). */
+export function network6Within(inner: Pick<Network6, 'base' | 'length'>, outer: Pick<Network6, 'base' | 'length'>): boolean {
+  return inner.length >= outer.length && (inner.base & mask6(outer.length)) === outer.base;
 }
 
 /** Whether two IPv6 networks share any address. */

@@ -3,6 +3,7 @@ import {
   formatIPv4,
   IPV4_COMPATIBLE,
   IPV4_MAPPED,
+  mask4,
   network4Within,
   parseIPv4,
   parseNetwork4,
@@ -12,6 +13,7 @@ import {
   type TranslationPrefix,
 } from '../net/address.js';
 import type { RuleConfig } from '../config/types.js';
+import { EXPLICIT_ONLY_IPV4 } from '../net/non-global.js';
 
 /** Why a connection was refused, in the operator's words (these go into the log). */
 export type DenyReason =
@@ -61,16 +63,6 @@ export function hostIPv4Addresses(interfaces: InterfaceTable = os.networkInterfa
   return { own: [...own].sort(ascending), broadcasts: [...broadcasts].sort(ascending) };
 }
 
-/** IPv4 destinations no broad rule may reach (RFC 6890 and the like), besides the host's own. */
-const SPECIAL_PURPOSE: readonly Network4[] = [
-  '0.0.0.0/8', // "this network"
-  '127.0.0.0/8', // loopback
-  '169.254.0.0/16', // link-local
-  '224.0.0.0/4', // multicast
-  '240.0.0.0/4', // reserved
-  '255.255.255.255/32', // limited broadcast
-].map(parseNetwork4);
-
 /** An IPv6 network as per-32-bit-word masks and bases, so that matching needs no BigInt. */
 interface Words6 {
   /** Words the prefix length touches (ceil(length / 32)); the rest match anything. */
@@ -107,8 +99,7 @@ interface Words4 {
 }
 
 function compile4(network: Network4, explicit: boolean): Words4 {
-  const mask = network.length === 0 ? 0 : (0xffffffff << (32 - network.length)) >>> 0;
-  return { mask, base: network.base, explicit };
+  return { mask: mask4(network.length), base: network.base, explicit };
 }
 
 interface CompiledRule {
@@ -148,8 +139,8 @@ export class AccessPolicy {
   constructor(rules: readonly RuleConfig[], prefixes: readonly TranslationPrefix[], host: HostAddresses) {
     const hostAddresses = [...host.own, ...host.broadcasts].map((address) => address >>> 0);
     // The host's own and broadcast addresses are special as /32s: only that exact /32 names one.
-    const specialRanges = [...SPECIAL_PURPOSE, ...hostAddresses.map((address) => parseNetwork4(formatIPv4(address)))];
-    this.#special = SPECIAL_PURPOSE.map((range) => compile4(range, true));
+    const specialRanges = [...EXPLICIT_ONLY_IPV4, ...hostAddresses.map((address) => parseNetwork4(formatIPv4(address)))];
+    this.#special = EXPLICIT_ONLY_IPV4.map((range) => compile4(range, true));
     this.#hostSpecial = new Set(hostAddresses);
     this.#prefixes = prefixes.map((prefix) => compile6(prefix.network));
     this.#rules = rules.map((rule, index): CompiledRule => {
