@@ -76,7 +76,7 @@ function compile6(network: Network6): Words6 {
   const bases = new Uint32Array(4);
   for (let word = 0; word < 4; word++) {
     const bits = Math.max(0, Math.min(32, network.length - 32 * word));
-    masks[word] = bits === 0 ? 0 : 0xffffffff << (32 - bits);
+    masks[word] = mask4(bits);
     bases[word] = Number(BigInt.asUintN(32, network.base >> BigInt(96 - 32 * word)));
   }
   return { count: Math.ceil(network.length / 32), masks, bases };
