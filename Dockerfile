@@ -11,7 +11,7 @@
 # `route: external` and install the route on the host (`faithd6 route up`).
 
 # Build stage: dev dependencies (TypeScript), then compile.
-FROM node:20-slim AS build
+FROM node:24-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -20,7 +20,7 @@ COPY src ./src
 RUN npm run build
 
 # Run stage: production dependencies only, the compiled code, no compiler.
-FROM node:20-slim
+FROM node:24-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iproute2 libcap2-bin \
  && rm -rf /var/lib/apt/lists/* \

@@ -56,6 +56,7 @@ t.test('the Dockerfile runs faithd6 as an unprivileged user, in the foreground',
   t.match(runStage, /\nUSER faithd6\n/);
   t.match(runStage, /ENTRYPOINT \["node", "\/opt\/faithd6\/bin\/faithd6"\]/);
   t.match(runStage, /CMD \["run", "-c", "\/etc\/faithd6.yaml"\]/);
-  t.match(dockerfile, /FROM node:20-slim AS build/);
+  t.match(dockerfile, /FROM node:24-slim AS build/);
+  t.match(runStage, /^\nFROM node:24-slim\n/, 'the run stage on the same maintained LTS line');
   t.ok(runCommands(dockerfile).includes('npm run build'), "the build stage compiles with the project's own build script");
 });

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
 import { runDaemon } from '../daemon/daemon.js';
+import { forkWorker } from '../daemon/supervisor.js';
 import { SUPERVISOR_TITLE } from '../system/proc.js';
 import { DEFAULT_CONFIG, type CliContext } from './context.js';
 
@@ -27,7 +28,7 @@ Exit status: 0 stopped cleanly, 1 failure (e.g. a port in use), 77 no permission
       for (const warning of warnings) log.warn(warning);
       process.title = SUPERVISOR_TITLE;
       try {
-        await runDaemon(config, log, { routes: options.routes });
+        await runDaemon(config, log, { routes: options.routes, fork: forkWorker });
       } catch (err) {
         log.fatal({ err: (err as Error).message }, 'cannot start');
         throw err;

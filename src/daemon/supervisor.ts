@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { loadConfig } from '../config/load.js';
 import { planReload } from '../config/diff.js';
 import type { Config, ServiceConfig } from '../config/types.js';
@@ -55,10 +55,54 @@ function listenError(port: number, code: string, message?: string): FaithdError 
   }
 }
 
+/**
+ * What the supervisor needs of a worker process. A WorkerProcess forked with an IPC channel is
+ * one; tests give the supervisor stand-ins, to drive backoff, reload and drain in-process.
+ */
+export interface WorkerProcess {
+  readonly pid?: number | undefined;
+  readonly connected: boolean;
+  readonly exitCode: number | null;
+  readonly signalCode: NodeJS.Signals | null;
+  /** Sends a message, with the port's listening socket for `listen`. */
+  send(message: ToWorker, handle?: TcpHandle, callback?: (error: Error | null) => void): boolean;
+  kill(signal?: NodeJS.Signals): boolean;
+  on(event: 'message', listener: (message: FromWorker) => void): this;
+  on(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): this;
+  once(event: 'exit', listener: () => void): this;
+  off(event: 'message', listener: (message: FromWorker) => void): this;
+  off(event: 'exit', listener: () => void): this;
+}
+
+/** Starts one worker process, as `identity` when the supervisor runs as root. */
+export type ForkWorker = (identity: Identity | undefined) => WorkerProcess;
+
+/**
+ * A real worker: src/worker/process.ts forked with an IPC channel. Started as root, a worker
+ * never is: it runs as the configured user from its first instruction (fork sets uid and gid,
+ * and drops supplementary groups), and needs no privilege, since the supervisor bound the port.
+ */
+export const forkWorker: ForkWorker = (identity) =>
+  // child_process passes a bare libuv TCP handle the way it passes a net.Server's (node:cluster
+  // does the same), but its types name only Server and Socket: hence the cast of send().
+  fork(WORKER_MODULE, [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: WORKER_ENV,
+    uid: identity?.uid,
+    gid: identity?.gid,
+  }) as unknown as WorkerProcess;
+
+/** The restart delay after a worker exits, and its count of quick failures since. */
+export function restartBackoff(failures: number, ranFor: number): { failures: number; delay: number } {
+  const next = ranFor >= HEALTHY_RUN ? 0 : failures + 1;
+  const delay = next <= 1 ? 0 : Math.min(RESTART_DELAY_MAX, RESTART_DELAY * 2 ** (next - 2));
+  return { failures: next, delay };
+}
+
 /** One worker process of one port; it outlives its processes (restarts reuse the slot). */
 interface Slot {
   readonly port: number;
-  child: ChildProcess | undefined;
+  child: WorkerProcess | undefined;
   startedAt: number;
   failures: number;
   restarts: number;
@@ -83,6 +127,8 @@ export interface SupervisorOptions {
    * ExecStartPre=+/ExecStopPost=+ lines own the routes, and the sandboxed daemon never runs `ip`.
    */
   readonly routes: boolean;
+  /** How workers are started; forkWorker unless a test stands in. */
+  readonly fork: ForkWorker;
 }
 
 /**
@@ -260,12 +306,12 @@ export class Supervisor {
   }
 
   /** Pings every live worker; resolves with the counters of those that answered in time. */
-  private async ping(timeout: number): Promise<{ expected: number; answers: Map<ChildProcess, WorkerStats> }> {
+  private async ping(timeout: number): Promise<{ expected: number; answers: Map<WorkerProcess, WorkerStats> }> {
     const seq = ++this.pingSeq;
-    const answers = new Map<ChildProcess, WorkerStats>();
+    const answers = new Map<WorkerProcess, WorkerStats>();
     const children = [...this.ports.values()]
       .flatMap((port) => port.slots.map((slot) => slot.child))
-      .filter((child): child is ChildProcess => child !== undefined && child.connected);
+      .filter((child): child is WorkerProcess => child !== undefined && child.connected);
     await Promise.all(
       children.map(
         (child) =>
@@ -284,7 +330,7 @@ export class Supervisor {
             const timer = setTimeout(finish, timeout);
             child.on('message', onMessage);
             child.once('exit', finish);
-            child.send({ type: 'ping', seq } satisfies ToWorker, (err) => {
+            child.send({ type: 'ping', seq }, undefined, (err) => {
               if (err) finish();
             });
           }),
@@ -308,24 +354,14 @@ export class Supervisor {
 
   private send(slot: Slot, message: ToWorker, handle?: TcpHandle): void {
     const child = slot.child;
-    // A bare TCP handle, not a net.Server: child_process passes libuv TCP handles the way it
-    // passes a server's (node:cluster does the same), but its types name only Server and Socket.
-    if (child?.connected) child.send(message, handle as unknown as Parameters<ChildProcess['send']>[1]);
+    if (child?.connected) child.send(message, handle);
   }
 
   /** Forks a worker for the slot and hands it the port's socket; resolves once it listens. */
   private spawn(slot: Slot): Promise<void> {
     const port = this.ports.get(slot.port);
     if (port === undefined) return Promise.resolve();
-    // Started as root, a worker never is: it runs as the configured user from its first
-    // instruction (fork sets uid and gid, and drops supplementary groups), and needs no
-    // privilege, since the supervisor bound the port.
-    const child = fork(WORKER_MODULE, [], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: WORKER_ENV,
-      uid: this.identity?.uid,
-      gid: this.identity?.gid,
-    });
+    const child = this.options.fork(this.identity);
     slot.child = child;
     slot.startedAt = Date.now();
     this.log.info({ port: slot.port, worker: child.pid, restarts: slot.restarts }, 'worker started');
@@ -359,14 +395,13 @@ export class Supervisor {
     });
   }
 
-  private onExit(slot: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+  private onExit(slot: Slot, child: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (slot.child !== child) return;
     slot.child = undefined;
     const port = this.ports.get(slot.port);
     if (this.stopping || port === undefined || !port.slots.includes(slot)) return;
-    const ranFor = Date.now() - slot.startedAt;
-    slot.failures = ranFor >= HEALTHY_RUN ? 0 : slot.failures + 1;
-    const delay = slot.failures <= 1 ? 0 : Math.min(RESTART_DELAY_MAX, RESTART_DELAY * 2 ** (slot.failures - 2));
+    const { failures, delay } = restartBackoff(slot.failures, Date.now() - slot.startedAt);
+    slot.failures = failures;
     this.log.warn({ port: slot.port, worker: child.pid, code, signal, restartIn: delay }, 'worker exited');
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;
