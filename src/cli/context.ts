@@ -1,3 +1,4 @@
+import { Command } from 'commander';
 import type { Writable } from 'node:stream';
 
 /** The default config file, and what -c/--config falls back to. */
@@ -9,4 +10,9 @@ export interface CliContext {
   readonly stderr: Pick<Writable, 'write'>;
   /** The exit status a verb leaves for main() to return; verbs that fail throw instead. */
   exitCode: number;
+}
+
+/** A verb with its description and the -c/--config option every verb but schema takes. */
+export function verb(name: string, description: string, configHelp = 'config file'): Command {
+  return new Command(name).description(description).option('-c, --config <file>', configHelp, DEFAULT_CONFIG);
 }

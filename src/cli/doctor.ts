@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { EXIT } from '../errors.js';
 import { runDoctor, type Check } from '../doctor/doctor.js';
-import { DEFAULT_CONFIG, type CliContext } from './context.js';
+import { verb, type CliContext } from './context.js';
 
 /** Continuation lines of a multi-line text, indented under their ✓/✗ line. */
 function indent(text: string, by: string): string {
@@ -17,9 +17,7 @@ function format(check: Check): string {
 
 /** `faithd6 doctor`: check the host for what faithd6 needs, one ✓/✗ line each. */
 export function doctorCommand(ctx: CliContext): Command {
-  return new Command('doctor')
-    .description('check this host for what faithd6 needs and explain what to do about each problem')
-    .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+  return verb('doctor', 'check this host for what faithd6 needs and explain what to do about each problem')
     .option(
       '-n, --name <host>',
       "check that HOST's AAAA records are translated addresses of permitted servers (repeatable)",

@@ -1,14 +1,12 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { FaithdError } from '../errors.js';
-import { DEFAULT_CONFIG, type CliContext } from './context.js';
+import { verb, type CliContext } from './context.js';
 import { daemonReload, daemonStatus } from './daemon-control.js';
 
 /** `faithd6 reload`: validate the file, then have the daemon apply it, and say what changed. */
 export function reloadCommand(ctx: CliContext): Command {
-  return new Command('reload')
-    .description('check the config file, then have the running daemon apply it; print what changed')
-    .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+  return verb('reload', 'check the config file, then have the running daemon apply it; print what changed')
     .addHelpText(
       'after',
       `

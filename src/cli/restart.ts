@@ -1,14 +1,12 @@
 import { Command } from 'commander';
 import { FaithdError } from '../errors.js';
-import { DEFAULT_CONFIG, type CliContext } from './context.js';
+import { verb, type CliContext } from './context.js';
 import { stopDaemon } from './daemon-control.js';
 import { DEFAULT_LOG, loadForStart, startAndReport } from './start.js';
 
 /** `faithd6 restart`: stop (if running), then start. */
 export function restartCommand(ctx: CliContext): Command {
-  return new Command('restart')
-    .description('stop the translator if it runs, then start it again')
-    .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+  return verb('restart', 'stop the translator if it runs, then start it again')
     .option('-l, --log <file>', "where the daemon's log lines go", DEFAULT_LOG)
     .addHelpText(
       'after',

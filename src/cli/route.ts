@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { installLocalRoutes, removeLocalRoutes, ROUTE_PROTOCOL, type RouteOutcome } from '../system/route.js';
-import { DEFAULT_CONFIG, type CliContext } from './context.js';
+import { verb, type CliContext } from './context.js';
 
 /** One line per prefix, in the words `route up` and `route down` print. */
 function describe(outcome: RouteOutcome): string {
@@ -22,10 +22,14 @@ function describe(outcome: RouteOutcome): string {
 
 const EXIT_STATUS = 'Exit status: 0 done (also when there was nothing to do), 77 no permission (needs CAP_NET_ADMIN), 78 bad config, 1 other failure.';
 
-function verb(ctx: CliContext, name: 'up' | 'down', description: string, act: (prefixes: readonly string[]) => Promise<RouteOutcome[]>, help: string): Command {
-  return new Command(name)
-    .description(description)
-    .option('-c, --config <file>', 'config file whose prefixes to use', DEFAULT_CONFIG)
+function subcommand(
+  ctx: CliContext,
+  name: 'up' | 'down',
+  description: string,
+  act: (prefixes: readonly string[]) => Promise<RouteOutcome[]>,
+  help: string,
+): Command {
+  return verb(name, description, 'config file whose prefixes to use')
     .addHelpText('after', `\n${help}\n\n${EXIT_STATUS}`)
     .action(async (options: { config: string }) => {
       const { config } = await loadConfig(options.config);
@@ -56,7 +60,7 @@ Run them privileged from the systemd unit while the daemon itself runs unprivile
 
 ${EXIT_STATUS}`,
   );
-  const up = verb(
+  const up = subcommand(
     ctx,
     'up',
     'add the local route of each configured prefix that is missing',
@@ -65,7 +69,7 @@ ${EXIT_STATUS}`,
 or "present, not added by faithd6: left as it is". When one prefix fails, the routes added in
 the same run are removed again.`,
   );
-  const down = verb(
+  const down = subcommand(
     ctx,
     'down',
     'remove the local routes faithd6 added for the configured prefixes',

@@ -4,13 +4,11 @@ import { createLogger } from '../log.js';
 import { runDaemon } from '../daemon/daemon.js';
 import { forkWorker } from '../daemon/supervisor.js';
 import { SUPERVISOR_TITLE } from '../system/proc.js';
-import { DEFAULT_CONFIG, type CliContext } from './context.js';
+import { verb, type CliContext } from './context.js';
 
 /** `faithd6 run`: the daemon in the foreground (what systemd's ExecStart runs). */
 export function runCommand(_ctx: CliContext): Command {
-  return new Command('run')
-    .description('run the translator in the foreground, logging JSON lines to stdout')
-    .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+  return verb('run', 'run the translator in the foreground, logging JSON lines to stdout')
     .option(
       '--no-routes',
       "leave the local routes alone, whatever route: says (systemd's unit adds them with ExecStartPre=+faithd6 route up and removes them with ExecStopPost=+faithd6 route down)",

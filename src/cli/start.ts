@@ -1,16 +1,14 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
-import { DEFAULT_CONFIG, type CliContext } from './context.js';
+import { verb, type CliContext } from './context.js';
 import { startInBackground } from './daemon-control.js';
 
 export const DEFAULT_LOG = '/var/log/faithd6.log';
 
 /** `faithd6 start`: the daemon in the background; returns once it accepts, or says why not. */
 export function startCommand(ctx: CliContext): Command {
-  return new Command('start')
-    .description('start the translator in the background; return once every listener accepts')
-    .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+  return verb('start', 'start the translator in the background; return once every listener accepts')
     .option('-l, --log <file>', "where the daemon's log lines go", DEFAULT_LOG)
     .addHelpText(
       'after',

@@ -3,14 +3,16 @@ import { formatDuration } from '../config/duration.js';
 import { loadConfig } from '../config/load.js';
 import type { DaemonStatus } from '../control/protocol.js';
 import type { WorkerStats } from '../worker/messages.js';
-import { DEFAULT_CONFIG, type CliContext } from './context.js';
+import { verb, type CliContext } from './context.js';
 import { daemonStatus, runtimeDirectoryOf } from './daemon-control.js';
 
 /** `faithd6 status`: running or not, and what it is doing, from the daemon itself. */
 export function statusCommand(ctx: CliContext): Command {
-  return new Command('status')
-    .description('say whether the translator runs, and show its ports, workers, connections and counters')
-    .option('-c, --config <file>', "config file (says where the daemon's control socket is)", DEFAULT_CONFIG)
+  return verb(
+    'status',
+    'say whether the translator runs, and show its ports, workers, connections and counters',
+    "config file (says where the daemon's control socket is)",
+  )
     .option('--runtime-dir <dir>', "the daemon's runtime directory, instead of the config file's runtimeDirectory")
     .option('--json', 'print the status as JSON')
     .addHelpText(

@@ -1,12 +1,10 @@
 import { Command } from 'commander';
-import { DEFAULT_CONFIG, type CliContext } from './context.js';
+import { verb, type CliContext } from './context.js';
 import { runtimeDirectoryOf, stopDaemon } from './daemon-control.js';
 
 /** `faithd6 stop`: graceful stop, waiting until the daemon has exited. */
 export function stopCommand(ctx: CliContext): Command {
-  return new Command('stop')
-    .description('stop the translator gracefully and wait until it has exited')
-    .option('-c, --config <file>', "config file (says where the daemon's control socket is)", DEFAULT_CONFIG)
+  return verb('stop', 'stop the translator gracefully and wait until it has exited', "config file (says where the daemon's control socket is)")
     .option('--runtime-dir <dir>', "the daemon's runtime directory, instead of the config file's runtimeDirectory")
     .addHelpText(
       'after',

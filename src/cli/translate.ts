@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6, translate, TranslationPrefix } from '../net/address.js';
 import { loadConfig } from '../config/load.js';
 import { FaithdError } from '../errors.js';
-import { DEFAULT_CONFIG, type CliContext } from './context.js';
+import { verb, type CliContext } from './context.js';
 
 async function prefixesFor(options: { config: string; prefix?: string[] }): Promise<TranslationPrefix[]> {
   if (options.prefix && options.prefix.length > 0) {
@@ -20,10 +20,12 @@ async function prefixesFor(options: { config: string; prefix?: string[] }): Prom
 
 /** `faithd6 translate ADDR`: IPv4 → translated IPv6 (for AAAA records), and back. */
 export function translateCommand(ctx: CliContext): Command {
-  return new Command('translate')
-    .description('print the translated IPv6 address of an IPv4 address (for AAAA records), or the IPv4 address a translated IPv6 address stands for')
+  return verb(
+    'translate',
+    'print the translated IPv6 address of an IPv4 address (for AAAA records), or the IPv4 address a translated IPv6 address stands for',
+    'config file whose prefixes to use',
+  )
     .argument('<address>', 'an IPv4 address such as 192.0.2.10, or an IPv6 address inside a prefix')
-    .option('-c, --config <file>', 'config file whose prefixes to use', DEFAULT_CONFIG)
     .option(
       '-p, --prefix <prefix>',
       "use this prefix instead of the config file's (repeatable)",
