@@ -1,7 +1,8 @@
+import { isDeepStrictEqual } from 'node:util';
 import { TranslationPrefix, formatIPv4, formatIPv6, parseNetwork4 } from '../net/address.js';
 import { show } from './diff.js';
 import { ConfigSchema } from './schema.js';
-import { schemaOf, type SchemaNode } from './walk.js';
+import { defaultOf, schemaOf, type SchemaNode } from './walk.js';
 import type { Config, LoadedConfig, RuleConfig } from './types.js';
 
 /** A human summary of a validated config, for `faithd6 check`: what it will do, rule by rule. */
@@ -17,9 +18,9 @@ export function describeConfig(loaded: LoadedConfig): string {
   lines.push('services:');
   for (const s of config.services) {
     const workers = `${s.workers} worker${s.workers === 1 ? '' : 's'}`;
-    // A service key added to the schema is shown as the schema has it.
+    // Other service keys are shown as the schema has them, when they are not their default.
     const more = Object.entries(schemaOf.properties(schemaOf.item(ConfigSchema.properties.services)))
-      .filter(([key]) => !['port', 'backendPort', 'workers'].includes(key))
+      .filter(([key, node]) => !['port', 'backendPort', 'workers'].includes(key) && !isDeepStrictEqual(defaultOf(node), (s as Record<string, unknown>)[key]))
       .map(([key, node]) => `, ${key} ${shownWithExplanation(node, (s as Record<string, unknown>)[key])}`);
     lines.push(`  port ${s.port} -> backend port ${s.backendPort}, ${workers}${more.join('')}`);
   }

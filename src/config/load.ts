@@ -7,7 +7,9 @@ import { ConfigError } from '../errors.js';
 import { readConfigFile } from './read.js';
 import { MAX_PROBLEMS, Report, TooManyProblems } from './report.js';
 import { ConfigSchema } from './schema.js';
-import { checkSemantics } from './semantic.js';
+import { formatIPv4 } from '../net/address.js';
+import { hostIPv4Addresses } from '../policy/access.js';
+import { checkSemantics, type HostFacts } from './semantic.js';
 import type { Config, LoadedConfig } from './types.js';
 import { Structure, parseYaml, pathAt, refuseNonPrintable, yamlProblem } from './yaml.js';
 import { Walker } from './walk.js';
@@ -21,28 +23,30 @@ export { MAX_PROBLEMS };
  * parsing (see read.ts).
  */
 export async function loadConfig(file: string): Promise<LoadedConfig> {
-  return parseConfig(await readConfigFile(file), file);
+  const ipv4 = hostIPv4Addresses().own.map(formatIPv4);
+  return parseConfig(await readConfigFile(file), file, { ipv4 });
 }
 
 /**
- * Validates the YAML text of a config file (`file` is only used in messages). Throws one
+ * Validates the YAML text of a config file (`file` is only used in messages), against the
+ * facts of the host it is for when `host` has them (loadConfig gives this host's). Throws one
  * ConfigError listing every problem found (up to MAX_PROBLEMS), one per line, in file order;
  * returns the deeply frozen config and the warnings otherwise. The work is bounded by the
  * length of the text: nesting, alias expansion and the number of problems are capped.
  */
-export function parseConfig(text: string, file: string): LoadedConfig {
+export function parseConfig(text: string, file: string, host: HostFacts = {}): LoadedConfig {
   refuseNonPrintable(text, file);
   const lineCounter = new LineCounter();
   const report = new Report(file, lineCounter);
   try {
-    return validate(parseYaml(text, file, lineCounter), report, file);
+    return validate(parseYaml(text, file, lineCounter), report, file, host);
   } catch (err) {
     if (err instanceof TooManyProblems) throw report.toError();
     throw err;
   }
 }
 
-function validate(doc: Document.Parsed, report: Report, file: string): LoadedConfig {
+function validate(doc: Document.Parsed, report: Report, file: string, host: HostFacts): LoadedConfig {
   // A document with syntax errors may be half-built: report the syntax and stop there.
   for (const error of doc.errors) {
     const at = pathAt(doc.contents, error.pos[0], '', '');
@@ -58,7 +62,7 @@ function validate(doc: Document.Parsed, report: Report, file: string): LoadedCon
   }
   const walker = new Walker(report, targets);
   const value = walker.walk(ConfigSchema, { node: walker.follow(doc.contents), path: '', offset: doc.contents.range[0] });
-  if (value !== undefined && value !== null) checkSemantics(value, report, walker.fields);
+  if (value !== undefined && value !== null) checkSemantics(value, report, walker.fields, host);
   if (report.hasErrors) throw report.toError();
   const config = { file, ...(value as object) } as Config;
   return deepFreeze({ config, warnings: report.warningLines() });

@@ -77,6 +77,17 @@ function OneOrMany<T extends TSchema>(item: T, options: Record<string, unknown>)
 
 const PORT = Int(1, 65535, 'the port clients connect to');
 
+/** The IPv4 address connections to backends come from. */
+function Source(description: string) {
+  return Formatted<string | null>('ipv4-address', {
+    pattern: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}$',
+    description,
+    'x-expected': 'an IPv4 address of this host such as 198.18.0.5',
+    'x-explain': { null: 'the kernel picks it by the route to each backend' },
+    default: null,
+  });
+}
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const Service = Type.Object(
@@ -84,6 +95,14 @@ const Service = Type.Object(
     port: PORT,
     backendPort: Type.Optional(Int(1, 65535, "the IPv4 server's port (default: the same as port)")),
     workers: Type.Optional(Int(1, 64, "processes sharing this port's connections; one stream is always relayed by one worker", { default: 1 })),
+    proxyProtocol: Type.Optional(
+      OneOf(['none', 'v1', 'v2'], {
+        description:
+          "a PROXY protocol header (haproxy's, version 1 text or 2 binary) sent to the backend before any client byte, naming the IPv6 client and the address it dialled; only for backends configured to expect it",
+        default: 'none',
+      }),
+    ),
+    source: Type.Optional(Source("the IPv4 address this port's connections to the backend come from (default: the top-level source)")),
   },
   { additionalProperties: false, description: 'a service', 'x-key': 'port', 'x-removed': 'its connections drain' },
 );
@@ -180,6 +199,7 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false, description: 'log settings', default: {} },
       ),
     ),
+    source: Type.Optional(Source('the IPv4 address connections to backends come from, unless a service says otherwise; an address of this host')),
     user: Type.Optional(
       Formatted<string | null>('user-name', {
         pattern: '^[A-Za-z_][A-Za-z0-9_-]{0,31}$',

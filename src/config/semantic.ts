@@ -11,13 +11,21 @@ import type { Field, Report } from './report.js';
 /** The walk's result: the config's shape, with wrong values left out. */
 interface Walked {
   prefixes?: (string | undefined)[];
-  services?: ({ port?: number; backendPort?: number } | undefined)[];
+  source?: string | null;
+  services?: ({ port?: number; backendPort?: number; source?: string | null } | undefined)[];
   rules?: ({ action?: string; to?: (string | undefined)[]; ports?: (number | undefined)[] } | undefined)[];
 }
 
+/** What the checks know of the host the config is for. */
+export interface HostFacts {
+  /** Its IPv4 addresses, as `a.b.c.d`; undefined when the config is not checked against a host. */
+  readonly ipv4?: readonly string[];
+}
+
 /** Checks `value` (mutated only to fill in defaults that depend on other keys). */
-export function checkSemantics(value: Walked, report: Report, fields: ReadonlyMap<string, Field>): void {
+export function checkSemantics(value: Walked, report: Report, fields: ReadonlyMap<string, Field>, host: HostFacts = {}): void {
   const at = (path: string) => fields.get(path);
+  if (host.ipv4 !== undefined) checkSources(value, report, at, host.ipv4);
   const wellKnown = checkPrefixes(value.prefixes ?? [], report, at);
   const ports = checkServices(value.services ?? [], report, at);
   checkRules(value.rules, report, at, report.clean('services') && value.services !== undefined ? ports : undefined, wellKnown);
@@ -41,6 +49,20 @@ function checkPrefixes(prefixes: readonly (string | undefined)[], report: Report
     if (prefix.text === WELL_KNOWN_PREFIX) wellKnown = true;
   });
   return wellKnown;
+}
+
+/** A source address must be one of this host's: connecting from another fails at every connection. */
+function checkSources(value: Walked, report: Report, at: (path: string) => Field | undefined, own: readonly string[]): void {
+  const sources: [string, string | null | undefined][] = [['source', value.source]];
+  value.services?.forEach((service, index) => sources.push([`services[${index}].source`, service?.source]));
+  for (const [path, source] of sources) {
+    const field = at(path);
+    if (typeof source !== 'string' || field === undefined || own.includes(source)) continue;
+    report.error(
+      field,
+      `${source} is not an address of this host (its IPv4 addresses: ${own.join(', ') || 'none'}); add it to an interface, or remove it here`,
+    );
+  }
 }
 
 /** A port may be one service only; backendPort defaults to port. Returns the service ports. */

@@ -24,6 +24,10 @@ export interface Permit {
   readonly client: string;
   /** The translated address the client dialled. */
   readonly dst: string;
+  /** The client's port, and the address and port it dialled, for a PROXY protocol header. */
+  readonly clientPort: number;
+  readonly dialled: bigint;
+  readonly dialledPort: number;
   /** `a.b.c.d:port` of the IPv4 backend. */
   readonly backend: string;
 }
@@ -48,7 +52,13 @@ function bracket(address: string | undefined, port: number | undefined): string 
  * addresses, which are not translations), and the rules must permit the client to reach the
  * IPv4 address embedded in it. A pure function: no socket, no clock, no state.
  */
-export function decide(translator: Translator, dialled: string | undefined, remote: string | undefined, remotePort: number | undefined): Decision {
+export function decide(
+  translator: Translator,
+  dialled: string | undefined,
+  remote: string | undefined,
+  remotePort: number | undefined,
+  dialledPort: number = translator.port,
+): Decision {
   const client = bracket(remote, remotePort);
   const local = dialled === undefined ? undefined : parseIPv6(dialled);
   const translation = local === undefined ? undefined : translate(translator.prefixes, local);
@@ -70,5 +80,8 @@ export function decide(translator: Translator, dialled: string | undefined, remo
     client,
     dst: dialled as string,
     backend,
+    clientPort: remotePort ?? 0,
+    dialled: local as bigint,
+    dialledPort,
   };
 }

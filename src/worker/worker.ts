@@ -11,6 +11,7 @@ import { workerTitle } from '../system/proc.js';
 import { createLogger, type Logger } from '../log.js';
 import { decide, type Translator } from '../relay/decide.js';
 import { dial, KEEPALIVE_DELAY } from '../relay/dial.js';
+import { proxyHeader, type ProxyProtocol } from '../relay/proxy-protocol.js';
 import { Listener, type TcpHandle } from '../relay/listener.js';
 import { Relay, reset, type RelayHooks, type RelayResult } from '../relay/relay.js';
 
@@ -28,6 +29,9 @@ interface Compiled {
   readonly translator: Translator;
   /** The relay's timeouts, and the drain timeout. */
   readonly timeouts: TimeoutsConfig;
+  /** The address connections to the backend come from; null: the kernel's choice. */
+  readonly source: string | null;
+  readonly proxyProtocol: ProxyProtocol;
 }
 
 function compile(config: Config, port: number): Compiled {
@@ -39,6 +43,8 @@ function compile(config: Config, port: number): Compiled {
     service,
     translator: { port: service.port, backendPort: service.backendPort, prefixes, policy },
     timeouts: config.timeouts,
+    source: service.source ?? config.source,
+    proxyProtocol: service.proxyProtocol,
   };
 }
 
@@ -166,7 +172,7 @@ export class Worker {
   /** One accepted connection, step by step: decide, admit, dial, relay (logged at its close). */
   private readonly onConnection = (socket: net.Socket): void => {
     const { compiled } = this;
-    const decision = decide(compiled.translator, socket.localAddress, socket.remoteAddress, socket.remotePort);
+    const decision = decide(compiled.translator, socket.localAddress, socket.remoteAddress, socket.remotePort, socket.localPort);
     if (!decision.relay) {
       this.refuse(socket, decision.end, decision.client, decision.fields);
       return;
@@ -178,7 +184,13 @@ export class Worker {
       return;
     }
     const peers = { client: decision.client, dst, backend };
-    const relay = new Relay(socket, dial(decision.backendHost, decision.backendPort), peers, compiled.timeouts, this.hooks);
+    const toBackend = dial(decision.backendHost, decision.backendPort, compiled.source);
+    if (compiled.proxyProtocol !== 'none') {
+      // Queued while the backend connects; the client is read only once it has (src/relay/relay.ts).
+      const client = { address: decision.source, port: decision.clientPort };
+      toBackend.write(proxyHeader(compiled.proxyProtocol, client, { address: decision.dialled, port: decision.dialledPort }));
+    }
+    const relay = new Relay(socket, toBackend, peers, compiled.timeouts, this.hooks);
     this.relays.set(relay, ticket);
     this.counts.relayed += 1;
   };

@@ -57,6 +57,7 @@ rules (in order, the first match wins):
 timeouts: connect 10s, idle 1h30m, halfClosed 1m30s, drain 0s
 limits: connectionsPerWorker 100, connectionsPerSource 512, sourcePrefixLength 64, pendingConnects 1024, pendingConnectsPerSource 64, connectionsPerBackend 2048, newConnectionsPerSecond 100
 log: level warn
+source: not set (the kernel picks it by the route to each backend)
 user: nobody
 runtimeDirectory: /run/faithd6
 warnings:

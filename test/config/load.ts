@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { DEFAULTS } from '../../src/config/types.js';
+import type { HostFacts } from '../../src/config/semantic.js';
 import { ConfigError } from '../../src/errors.js';
 import { MINIMAL_CONFIG } from '../fixtures/configs.js';
 
@@ -24,9 +25,9 @@ function at(text: string, needle: string, nth = 1): string {
 }
 
 /** The lines of the ConfigError that parsing `text` throws (fails the test if none). */
-function errorsOf(t: Test, text: string): string[] {
+function errorsOf(t: Test, text: string, host?: HostFacts): string[] {
   try {
-    parseConfig(text, FILE);
+    parseConfig(text, FILE, host);
   } catch (err) {
     t.type(err, ConfigError);
     return (err as ConfigError).message.split('\n');
@@ -59,11 +60,12 @@ t.test('a minimal file gets every default, from DEFAULTS', async (t) => {
     file: FILE,
     prefixes: ['2001:db8:5999::/96'],
     route: DEFAULTS.route,
-    services: [{ port: 5999, backendPort: 5999, workers: 1 }],
+    services: [{ port: 5999, backendPort: 5999, workers: 1, proxyProtocol: 'none', source: null }],
     rules: [{ action: 'permit', from: ['::/0'], to: ['192.0.2.10/32'], ports: [] }],
     timeouts: DEFAULTS.timeouts,
     limits: DEFAULTS.limits,
     log: DEFAULTS.log,
+    source: null,
     user: DEFAULTS.user,
     runtimeDirectory: DEFAULTS.runtimeDirectory,
   });
@@ -117,8 +119,8 @@ runtimeDirectory: /run/faithd6-test
     prefixes: ['2001:db8:5999::/96', '2001:db8:122:344::/64'],
     route: 'external',
     services: [
-      { port: 5999, backendPort: 6000, workers: 4 },
-      { port: 554, backendPort: 554, workers: 1 },
+      { port: 5999, backendPort: 6000, workers: 4, proxyProtocol: 'none', source: null },
+      { port: 554, backendPort: 554, workers: 1, proxyProtocol: 'none', source: null },
     ],
     rules: [
       { action: 'deny', from: ['2001:db8:bad::/48', '2001:db8::1/128'], to: ['192.0.2.0/24'], ports: [554] },
@@ -127,6 +129,7 @@ runtimeDirectory: /run/faithd6-test
     timeouts: { connect: 1500, idle: 3_600_000, halfClosed: 90_000, drain: 0 },
     limits: { ...DEFAULTS.limits, connectionsPerWorker: 100 },
     log: { level: 'debug' },
+    source: null,
     user: 'nobody',
     runtimeDirectory: '/run/faithd6-test',
   });
@@ -192,7 +195,7 @@ t.test('unknown key at the root', async (t) => {
     text,
     'prefix:',
     'prefix',
-    /^unknown key "prefix" \(did you mean "prefixes"\?\); expected one of: prefixes, route, services, rules, timeouts, limits, log, user, runtimeDirectory$/,
+    /^unknown key "prefix" \(did you mean "prefixes"\?\); expected one of: prefixes, route, services, rules, timeouts, limits, log, source, user, runtimeDirectory$/,
   );
 });
 
@@ -214,7 +217,13 @@ log:
   ? [a, b]
   : 1
 `;
-  expectError(t, text, 'prot', 'services[0].prot', /^unknown key "prot" \(did you mean "port"\?\); expected one of: port, backendPort, workers$/);
+  expectError(
+    t,
+    text,
+    'prot',
+    'services[0].prot',
+    /^unknown key "prot" \(did you mean "port"\?\); expected one of: port, backendPort, workers, proxyProtocol, source$/,
+  );
   expectError(t, text, 'form', 'rules[0].form', /^unknown key "form" \(did you mean "from"\?\); expected one of: action, from, to, ports$/);
   expectError(t, text, 'conect', 'timeouts.conect', /did you mean "connect"/);
   expectError(
@@ -684,4 +693,28 @@ t.test('loadConfig', async (t) => {
       'permits something',
     );
   });
+});
+
+t.test('source addresses and the PROXY protocol', async (t) => {
+  const text = `${VALID}source: 198.18.0.5\n`.replace('  - port: 5999\n', '  - port: 5999\n    proxyProtocol: v2\n    source: 198.18.0.6\n');
+  t.not(text, `${VALID}source: 198.18.0.5\n`, 'the fixture has the service keys');
+  const { config } = parseConfig(text, FILE, { ipv4: ['127.0.0.1', '198.18.0.5', '198.18.0.6'] });
+  t.equal(config.source, '198.18.0.5');
+  t.match(config.services[0], { proxyProtocol: 'v2', source: '198.18.0.6' });
+
+  // Checked against the host: each address that is not one of its own is named where it is.
+  const errors = errorsOf(t, text, { ipv4: ['127.0.0.1', '198.18.0.5'] });
+  t.same(errors, [
+    `${at(text, '198.18.0.6')}: services[0].source: 198.18.0.6 is not an address of this host (its IPv4 addresses: 127.0.0.1, 198.18.0.5); add it to an interface, or remove it here`,
+  ]);
+  t.match(errorsOf(t, text, { ipv4: [] }), [
+    /services\[0\].source: 198.18.0.6 is not/,
+    /: source: 198.18.0.5 is not an address of this host \(its IPv4 addresses: none\)/,
+  ]);
+  t.equal(parseConfig(text, FILE).config.source, '198.18.0.5', 'without host facts (a file checked for another host) no address is refused');
+
+  expectError(t, `${VALID}source: 198.18.0.300\n`, '198.18.0.300', 'source', /^"198\.18\.0\.300" is not an IPv4 address$/);
+  expectError(t, `${VALID}source: 198.18.0.0/24\n`, '198.18.0.0/24', 'source', /^"198\.18\.0\.0\/24" is not an IPv4 address$/);
+  const v3 = VALID.replace('  - port: 5999\n', '  - port: 5999\n    proxyProtocol: v3\n');
+  expectError(t, v3, 'v3', 'services[0].proxyProtocol', /^expected one of: none, v1, v2; found "v3" \(a string\)$/);
 });

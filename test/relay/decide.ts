@@ -28,7 +28,11 @@ t.test('a permitted connection names its backend, the backend port and the clien
     client: '[2001:db8:c6::2]:40000',
     dst: '2001:db8:5999::c612:2',
     backend: '198.18.0.2:6000',
+    clientPort: 40000,
+    dialled: v6('2001:db8:5999::c612:2'),
+    dialledPort: 5999,
   });
+  t.match(decide(SERVICE, '2001:db8:5999::c612:2', '2001:db8:c6::2', 40000, 6001), { dialledPort: 6001 }, 'the port the socket was dialled on');
   const other = decide(SERVICE, '64:ff9b:1::c613:102', '2001:db8:c6::2', 40001);
   t.match(other, { relay: true, backend: '198.19.1.2:6000' }, 'any configured prefix translates');
 });

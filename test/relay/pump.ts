@@ -165,7 +165,7 @@ t.test('a client that does not read holds at most one chunk in the relay', async
   const port = await backend(t, (socket) => socket.end(payload));
   let relay: Relay | undefined;
   const relayPort = accept(t, (socket) => {
-    relay = new Relay(socket, dial('127.0.0.1', port), { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, {
+    relay = new Relay(socket, dial('127.0.0.1', port, null), { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, {
       established: () => {},
       closed: () => {},
     });

@@ -198,7 +198,7 @@ t.test('stop() resets both sides', async (t) => {
   const up = new Promise<void>((resolve) => (established = resolve));
   const port = await backend(t, () => {});
   const relayPort = accept(t, (socket) => {
-    relay = new Relay(socket, dial('127.0.0.1', port), { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, {
+    relay = new Relay(socket, dial('127.0.0.1', port, null), { client: 'c', dst: 'd', backend: 'b' }, TIMEOUTS, {
       established: () => established(),
       closed: (_r, r) => closed(r),
     });
