@@ -200,6 +200,22 @@ export const ConfigSchema = Type.Object(
       ),
     ),
     source: Type.Optional(Source('the IPv4 address connections to backends come from, unless a service says otherwise; an address of this host')),
+    metrics: Type.Optional(
+      Type.Object(
+        {
+          listen: Type.Optional(
+            Formatted<string | null>('listen-address', {
+              pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[0-9.]+):[0-9]{1,5}$',
+              description: 'where Prometheus metrics are served (GET /metrics), such as [::1]:9464; not set: no metrics',
+              'x-expected': 'an address and port such as [::1]:9464 or 127.0.0.1:9464',
+              'x-explain': { null: 'no metrics are served' },
+              default: null,
+            }),
+          ),
+        },
+        { additionalProperties: false, description: 'Prometheus metrics', default: {}, 'x-reload': 'restart' },
+      ),
+    ),
     user: Type.Optional(
       Formatted<string | null>('user-name', {
         pattern: '^[A-Za-z_][A-Za-z0-9_-]{0,31}$',

@@ -6,7 +6,7 @@
  * of the result, and the report remembers where errors were (for semantic.ts).
  */
 import { isAlias, isMap, isScalar, isSeq, type Alias, type ParsedNode, type Scalar } from 'yaml';
-import { TranslationPrefix, formatIPv4, parseIPv4, parseNetwork4, parseNetwork6 } from '../net/address.js';
+import { TranslationPrefix, formatIPv4, parseIPv4, parseListenAddress, parseNetwork4, parseNetwork6 } from '../net/address.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { join, keyName, type Field, type Report, type Value } from './report.js';
 import { MAX_DURATION } from './schema.js';
@@ -88,6 +88,7 @@ const FORMATS: Readonly<Record<string, (text: string) => string>> = {
   'translation-prefix': (text) => TranslationPrefix.parse(text).text,
   network6: (text) => parseNetwork6(text).text,
   network4: (text) => parseNetwork4(text).text,
+  'listen-address': (text) => parseListenAddress(text).text,
   'ipv4-address': (text) => {
     const address = parseIPv4(text);
     if (address === undefined) throw new Error(`"${text}" is not an IPv4 address`);

@@ -1,11 +1,14 @@
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { request } from '../control/client.js';
 import { pidfilePath, socketPath } from '../control/paths.js';
 import type { ControlRequest, ControlResponse, DaemonStatus, ReloadOutcome } from '../control/protocol.js';
 import { ControlServer } from '../control/server.js';
 import type { Config } from '../config/types.js';
 import { FaithdError } from '../errors.js';
+import { parseListenAddress } from '../net/address.js';
 import type { Logger } from '../log.js';
+import { Metrics, serveMetrics } from './metrics.js';
 import { Supervisor, type SupervisorOptions } from './supervisor.js';
 import { systemdNotifier, watchdogInterval } from '../system/notify.js';
 
@@ -29,6 +32,7 @@ export async function runDaemon(config: Config, log: Logger, options: Supervisor
   const notifier = systemdNotifier(process.pid, log);
   const dir = config.runtimeDirectory;
   let control: ControlServer | undefined;
+  let metrics: Server | undefined;
   const timers: NodeJS.Timeout[] = [];
 
   const stop = (): void => {
@@ -50,6 +54,12 @@ export async function runDaemon(config: Config, log: Logger, options: Supervisor
     prepareRuntimeDirectory(dir);
     await refuseIfRunning(socketPath(dir));
     control = await ControlServer.listen(socketPath(dir), (req) => answer(req), log);
+    // Before the workers: a metrics address that cannot be bound fails the start with nothing to undo.
+    if (config.metrics.listen !== null) {
+      const listen = parseListenAddress(config.metrics.listen);
+      metrics = await serveMetrics(new Metrics(supervisor), listen, log);
+      log.info({ listen: listen.text }, 'metrics served');
+    }
     await supervisor.start();
     writeFileSync(pidfilePath(dir), `${process.pid}\n`);
     notifier?.ready(summary(await supervisor.status(), 'ready'));
@@ -67,6 +77,11 @@ export async function runDaemon(config: Config, log: Logger, options: Supervisor
     process.off('SIGHUP', onHup);
     removeOwnPidfile(pidfilePath(dir));
     await control?.close();
+    if (metrics !== undefined) {
+      const closed = new Promise((resolve) => metrics?.close(resolve));
+      metrics.closeAllConnections();
+      await closed;
+    }
     await notifier?.flush();
   }
 

@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import { addLocalRoutes, removeLocalRoutes, requireLocalRoutes } from '../system/route.js';
 import { workerIdentity, type Identity } from '../system/user.js';
 import { version } from '../version.js';
-import { sumStats, type FromWorker, type ToWorker, type WorkerStats } from '../worker/messages.js';
+import { emptyStats, retiredPart, sumStats, type FromWorker, type ToWorker, type WorkerStats } from '../worker/messages.js';
 
 const WORKER_MODULE = new URL('../worker/process.js', import.meta.url);
 /** Workers speak to the supervisor only; systemd's notification variables are not theirs. */
@@ -107,10 +107,26 @@ interface Slot {
   failures: number;
   restarts: number;
   restartTimer: NodeJS.Timeout | undefined;
+  /** The counters its current process last reported (a pong, or its last words on draining). */
+  lastSeen: WorkerStats | undefined;
 }
 
 function newSlot(port: number): Slot {
-  return { port, child: undefined, startedAt: 0, failures: 0, restarts: 0, restartTimer: undefined };
+  return { port, child: undefined, startedAt: 0, failures: 0, restarts: 0, restartTimer: undefined, lastSeen: undefined };
+}
+
+/** One port's counters since the supervisor started: its processes past and present. */
+export interface PortCounters {
+  readonly port: number;
+  readonly workers: number;
+  readonly stats: WorkerStats;
+  readonly restarts: number;
+}
+
+/** What processes that are gone leave to their port's counters, so that no counter goes down. */
+interface Retired {
+  stats: WorkerStats;
+  restarts: number;
 }
 
 /** A port with its bound socket and its workers. */
@@ -144,6 +160,10 @@ export class Supervisor {
   private identity: Identity | undefined;
   private readonly startedAt = new Date();
   private lastReload: ReloadOutcome | null = null;
+  /** Reloads since start, by outcome. */
+  readonly reloads = { applied: 0, refused: 0 };
+  /** By port, what its exited processes and removed slots counted. Kept when a port goes, in case it comes back. */
+  private readonly retired = new Map<number, Retired>();
   private pingSeq = 0;
   private reloading: Promise<ReloadOutcome> | undefined;
   private stopping: Promise<void> | undefined;
@@ -222,6 +242,7 @@ export class Supervisor {
     } catch (err) {
       const outcome = { ok: false, at, changes: [], warnings: [], error: (err as Error).message };
       this.lastReload = outcome;
+      this.reloads.refused += 1;
       this.log.error({ err: outcome.error }, 'reload failed: the running config is unchanged');
       return outcome;
     }
@@ -235,6 +256,7 @@ export class Supervisor {
       const service = wanted.get(portNumber);
       if (service === undefined) {
         this.ports.delete(portNumber);
+        for (const slot of port.slots) this.retiredOf(portNumber).restarts += slot.restarts;
         void this.closePort(port, config.timeouts.drain);
         continue;
       }
@@ -242,6 +264,7 @@ export class Supervisor {
       for (const slot of port.slots) this.send(slot, { type: 'config', config });
       // More or fewer workers share the same socket: nothing is rebound.
       const extra = port.slots.splice(service.workers);
+      for (const slot of extra) this.retiredOf(portNumber).restarts += slot.restarts;
       if (extra.length > 0) void this.drainSlots(extra, config.timeouts.drain);
       while (port.slots.length < service.workers) {
         const slot = newSlot(portNumber);
@@ -264,6 +287,7 @@ export class Supervisor {
     for (const warning of allWarnings) this.log.warn(warning);
     const outcome = { ok: true, at, changes, warnings: allWarnings };
     this.lastReload = outcome;
+    this.reloads.applied += 1;
     this.log.info({ changes, ports: [...this.ports.keys()] }, 'reloaded');
     return outcome;
   }
@@ -303,6 +327,38 @@ export class Supervisor {
       ports,
       totals: sumStats(ports.map((p) => p.totals)),
     };
+  }
+
+  /**
+   * Every port's counters since the supervisor started, for /metrics: the live processes' (fresh
+   * where they answer, else as they last reported) plus what exited processes left, so that a
+   * worker's restart never makes a counter go down.
+   */
+  async counters(): Promise<PortCounters[]> {
+    const { answers } = await this.ping(1_000);
+    return [...this.ports.values()].map((port) => {
+      const retired = this.retiredOf(port.service.port);
+      const live = port.slots.flatMap((slot) => {
+        const fresh = slot.child === undefined ? undefined : answers.get(slot.child);
+        if (fresh !== undefined) slot.lastSeen = fresh;
+        return slot.lastSeen === undefined ? [] : [slot.lastSeen];
+      });
+      return {
+        port: port.service.port,
+        workers: port.slots.length,
+        stats: sumStats([retired.stats, ...live]),
+        restarts: retired.restarts + port.slots.reduce((n, slot) => n + slot.restarts, 0),
+      };
+    });
+  }
+
+  private retiredOf(port: number): Retired {
+    let retired = this.retired.get(port);
+    if (retired === undefined) {
+      retired = { stats: emptyStats(), restarts: 0 };
+      this.retired.set(port, retired);
+    }
+    return retired;
   }
 
   /** Pings every live worker; resolves with the counters of those that answered in time. */
@@ -365,7 +421,11 @@ export class Supervisor {
     slot.child = child;
     slot.startedAt = Date.now();
     this.log.info({ port: slot.port, worker: child.pid, restarts: slot.restarts }, 'worker started');
+    slot.lastSeen = undefined;
     child.on('exit', (code, signal) => this.onExit(slot, child, code, signal));
+    child.on('message', (message) => {
+      if ((message.type === 'pong' || message.type === 'drained') && slot.child === child) slot.lastSeen = message.stats;
+    });
     this.send(slot, { type: 'listen', port: slot.port, config: this.config }, port.handle);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -398,6 +458,11 @@ export class Supervisor {
   private onExit(slot: Slot, child: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (slot.child !== child) return;
     slot.child = undefined;
+    if (slot.lastSeen !== undefined) {
+      const retired = this.retiredOf(slot.port);
+      retired.stats = sumStats([retired.stats, retiredPart(slot.lastSeen)]);
+      slot.lastSeen = undefined;
+    }
     const port = this.ports.get(slot.port);
     if (this.stopping || port === undefined || !port.slots.includes(slot)) return;
     const { failures, delay } = restartBackoff(slot.failures, Date.now() - slot.startedAt);

@@ -283,3 +283,30 @@ export function translate(prefixes: readonly TranslationPrefix[], address: bigin
   }
   return undefined;
 }
+
+/** An address and port to listen on, `[2001:db8::1]:9464` or `192.0.2.1:9464`. */
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+  /** Canonical text: the address in canonical form, IPv6 in brackets. */
+  readonly text: string;
+}
+
+/** Parses `[v6]:port` or `v4:port`; throws an Error saying what is wrong. */
+export function parseListenAddress(text: string): ListenAddress {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = Number(m?.[3]);
+  if (m === null || port < 1 || port > 65535) {
+    throw new Error(`"${text}" is not an address and port such as [::1]:9464 or 127.0.0.1:9464 (port 1 to 65535)`);
+  }
+  if (m[1] !== undefined) {
+    const address = parseIPv6(m[1]);
+    if (address === undefined) throw new Error(`"${text}": ${m[1]} is not an IPv6 address`);
+    const host = formatIPv6(address);
+    return { host, port, text: `[${host}]:${port}` };
+  }
+  const address = parseIPv4(m[2] as string);
+  if (address === undefined) throw new Error(`"${text}": ${m[2]} is not an IPv4 address (write an IPv6 address in brackets)`);
+  const host = formatIPv4(address);
+  return { host, port, text: `${host}:${port}` };
+}

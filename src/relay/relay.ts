@@ -15,6 +15,23 @@ export type EndReason =
   | 'connect failed' // any other connect error
   | 'stopped'; // reset by faithd6 itself at the end of a drain
 
+/** Every EndReason, for counters that start at zero rather than appear on first use. */
+export const END_REASONS: readonly EndReason[] = [
+  'fin',
+  'reset by client',
+  'reset by server',
+  'idle timeout',
+  'half-closed timeout',
+  'refused',
+  'unreachable',
+  'connect timeout',
+  'connect failed',
+  'stopped',
+];
+
+/** The ends that mean the backend was never reached. */
+export const CONNECT_FAILURES: ReadonlySet<string> = new Set<EndReason>(['refused', 'unreachable', 'connect timeout', 'connect failed']);
+
 export interface RelayTimeouts {
   /** Milliseconds to wait for the backend's SYN-ACK. */
   readonly connect: number;
@@ -92,7 +109,8 @@ export class Relay {
   readonly client: net.Socket;
   readonly backend: net.Socket;
   readonly peers: RelayPeers;
-  private readonly started = performance.now();
+  /** When the relay began (performance.now()): the backend's connect time counts from here. */
+  readonly started = performance.now();
   private readonly timeouts: RelayTimeouts;
   private readonly hooks: RelayHooks;
   private connectTimer: NodeJS.Timeout | undefined;

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { AccessPolicy, hostIPv4Addresses } from '../policy/access.js';
 import { TranslationPrefix } from '../net/address.js';
 import type { Config, ServiceConfig, TimeoutsConfig } from '../config/types.js';
-import { emptyStats, type FromWorker, type ToWorker, type WorkerStats } from './messages.js';
+import { CONNECT_BUCKETS, DURATION_BUCKETS, emptyStats, observe, type FromWorker, type ToWorker, type WorkerStats } from './messages.js';
 import { Admission, type Ticket } from '../policy/limits.js';
 import { openDescriptors, openFileLimit } from '../system/descriptors.js';
 import { LogLimiter } from './log-limiter.js';
@@ -13,14 +13,12 @@ import { decide, type Translator } from '../relay/decide.js';
 import { dial, KEEPALIVE_DELAY } from '../relay/dial.js';
 import { proxyHeader, type ProxyProtocol } from '../relay/proxy-protocol.js';
 import { Listener, type TcpHandle } from '../relay/listener.js';
-import { Relay, reset, type RelayHooks, type RelayResult } from '../relay/relay.js';
+import { CONNECT_FAILURES, Relay, reset, type RelayHooks, type RelayResult } from '../relay/relay.js';
 
 /** Descriptors kept free beyond two per relay: for the sockets accepted only to be refused. */
 const DESCRIPTOR_HEADROOM = 16;
 /** How often the descriptor limit is read again (prlimit can change it under a running worker). */
 const DESCRIPTOR_CHECK = 1_000;
-
-const CONNECT_FAILURES: ReadonlySet<string> = new Set(['refused', 'unreachable', 'connect timeout', 'connect failed']);
 
 /** What one worker holds: compiled from the config on start and on every reload. */
 interface Compiled {
@@ -129,6 +127,7 @@ export class Worker {
       up += relay.client.bytesRead;
       down += relay.backend.bytesRead;
     }
+    const cpu = process.cpuUsage();
     return {
       ...this.counts,
       active: this.relays.size,
@@ -137,6 +136,10 @@ export class Worker {
       ends: { ...this.counts.ends },
       deniedBy: { ...this.counts.deniedBy },
       limitedBy: { ...this.counts.limitedBy },
+      connectSeconds: [...this.counts.connectSeconds],
+      durationSeconds: [...this.counts.durationSeconds],
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      rssBytes: process.memoryUsage.rss(),
     };
   }
 
@@ -199,6 +202,9 @@ export class Worker {
     established: (relay) => {
       const ticket = this.relays.get(relay);
       if (ticket) this.admission.established(ticket);
+      const seconds = (performance.now() - relay.started) / 1000;
+      observe(this.counts.connectSeconds, CONNECT_BUCKETS, seconds);
+      this.counts.connectSecondsSum += seconds;
     },
     closed: (relay, result) => this.onRelayClose(relay, result),
   };
@@ -210,6 +216,8 @@ export class Worker {
     this.counts.up += result.up;
     this.counts.down += result.down;
     bump(this.counts.ends, result.end);
+    observe(this.counts.durationSeconds, DURATION_BUCKETS, result.ms / 1000);
+    this.counts.durationSecondsSum += result.ms / 1000;
     const fields = { ...relay.peers, up: result.up, down: result.down, ms: result.ms, end: result.end, error: result.error };
     if (CONNECT_FAILURES.has(result.end)) {
       this.counts.connectFailed += 1;
@@ -275,7 +283,8 @@ export function runWorker(): void {
         break;
       case 'drain':
         void (worker?.drain(message.deadline) ?? Promise.resolve()).then(() => {
-          process.send?.({ type: 'drained' } satisfies FromWorker, () => process.exit(0));
+          // The last counters go with it: nothing this process counted is lost to /metrics.
+          process.send?.({ type: 'drained', stats: worker?.stats() ?? emptyStats() } satisfies FromWorker, () => process.exit(0));
         });
         break;
     }

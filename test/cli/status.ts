@@ -1,8 +1,10 @@
 import t from 'tap';
 import { formatBytes, formatStatus } from '../../src/cli/status.js';
 import type { DaemonStatus } from '../../src/control/protocol.js';
+import { emptyStats } from '../../src/worker/messages.js';
 
 const stats = (active: number, relayed: number, up: number, down: number) => ({
+  ...emptyStats(),
   active,
   relayed,
   denied: 2,

@@ -58,6 +58,7 @@ timeouts: connect 10s, idle 1h30m, halfClosed 1m30s, drain 0s
 limits: connectionsPerWorker 100, connectionsPerSource 512, sourcePrefixLength 64, pendingConnects 1024, pendingConnectsPerSource 64, connectionsPerBackend 2048, newConnectionsPerSecond 100
 log: level warn
 source: not set (the kernel picks it by the route to each backend)
+metrics: listen not set (no metrics are served)
 user: nobody
 runtimeDirectory: /run/faithd6
 warnings:

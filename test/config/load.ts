@@ -66,6 +66,7 @@ t.test('a minimal file gets every default, from DEFAULTS', async (t) => {
     limits: DEFAULTS.limits,
     log: DEFAULTS.log,
     source: null,
+    metrics: { listen: null },
     user: DEFAULTS.user,
     runtimeDirectory: DEFAULTS.runtimeDirectory,
   });
@@ -130,6 +131,7 @@ runtimeDirectory: /run/faithd6-test
     limits: { ...DEFAULTS.limits, connectionsPerWorker: 100 },
     log: { level: 'debug' },
     source: null,
+    metrics: { listen: null },
     user: 'nobody',
     runtimeDirectory: '/run/faithd6-test',
   });
@@ -195,7 +197,7 @@ t.test('unknown key at the root', async (t) => {
     text,
     'prefix:',
     'prefix',
-    /^unknown key "prefix" \(did you mean "prefixes"\?\); expected one of: prefixes, route, services, rules, timeouts, limits, log, source, user, runtimeDirectory$/,
+    /^unknown key "prefix" \(did you mean "prefixes"\?\); expected one of: prefixes, route, services, rules, timeouts, limits, log, source, metrics, user, runtimeDirectory$/,
   );
 });
 
@@ -717,4 +719,14 @@ t.test('source addresses and the PROXY protocol', async (t) => {
   expectError(t, `${VALID}source: 198.18.0.0/24\n`, '198.18.0.0/24', 'source', /^"198\.18\.0\.0\/24" is not an IPv4 address$/);
   const v3 = VALID.replace('  - port: 5999\n', '  - port: 5999\n    proxyProtocol: v3\n');
   expectError(t, v3, 'v3', 'services[0].proxyProtocol', /^expected one of: none, v1, v2; found "v3" \(a string\)$/);
+});
+
+t.test('metrics.listen: an address and port, canonical; off when absent', async (t) => {
+  t.equal(parseConfig(`${VALID}metrics: {listen: "[0:0::1]:9464"}\n`, FILE).config.metrics.listen, '[::1]:9464');
+  t.equal(parseConfig(`${VALID}metrics: {listen: 127.0.0.1:9464}\n`, FILE).config.metrics.listen, '127.0.0.1:9464');
+  t.equal(parseConfig(`${VALID}metrics: {}\n`, FILE).config.metrics.listen, null);
+  for (const bad of ['localhost:9464', '"::1:9464"', '"[::1]:0"', '"[::1]"', '"[::g]:1"']) {
+    const text = `${VALID}metrics: {listen: ${bad}}\n`;
+    expectError(t, text, bad, 'metrics.listen', /is not an (address and port|IPv6 address|IPv4 address)/);
+  }
 });
