@@ -31,6 +31,8 @@ const { values: opts } = parseArgs({
     'idle-forking': { type: 'string', default: '1000' },
     log: { type: 'string', default: 'warn' },
     workers: { type: 'string', default: '1,2' },
+    // faithd6 rows with metrics (scraped each second), a PROXY header v1 and v2, a source address.
+    variants: { type: 'boolean', default: false },
     // From run.ts, one per `--rev`: the revision and its compiled tree, as JSON.
     'rev-tree': { type: 'string', multiple: true, default: [] },
   },
@@ -87,6 +89,8 @@ const SETTINGS = Object.freeze({
   faithd6Workers: workerCounts(opts.workers ?? '1,2'),
   /** faithd6 at other revisions (`--rev`), a one-worker row each, on the current row's config. */
   faithd6Revisions: revisionTrees(opts['rev-tree'] ?? []),
+  /** Rows of faithd6 (1 worker) with one feature each turned on, to measure what it costs. */
+  faithd6Variants: opts.variants === true,
   /** Time the relay gets after the last idle connection opened, before its memory is read. */
   idleSettleMs: 1000,
 });
@@ -103,6 +107,14 @@ const faithd6Port = (workers: number, base = 6000): number => base + 2 + 10 * (w
  * 64 workers; run.ts allows 30 revisions, which stay below 7001 and 8001.
  */
 const revisionPort = (i: number, base = 6000): number => base + 702 + 10 * i;
+/** The variant rows (`--variants`): 6602, 6612… (memory: 7602…); a metrics row listens 3000 above. */
+const variantPort = (i: number, base = 6000): number => base + 602 + 10 * i;
+const VARIANTS: readonly { name: string; extras: (port: number) => systems.Faithd6Extras }[] = [
+  { name: 'faithd6 +metrics', extras: (port) => ({ metricsListen: `127.0.0.1:${port + 3000}` }) },
+  { name: 'faithd6 +proxy v1', extras: () => ({ proxyProtocol: 'v1' }) },
+  { name: 'faithd6 +proxy v2', extras: () => ({ proxyProtocol: 'v2' }) },
+  { name: 'faithd6 +source', extras: () => ({ source: systems.SOURCE4 }) },
+];
 /** The load generator and the IPv4 server, one C program (bench/gen.c), built by run.ts. */
 const GEN = join(systems.BENCH_DIST, 'gen');
 
@@ -502,6 +514,18 @@ async function main(): Promise<number> {
         start: (port: number) => systems.startFaithd6(port, tmp, level, 1, { tree: rev.tree, name }),
       };
     });
+    const variantRelays = (SETTINGS.faithd6Variants ? VARIANTS : []).map((v, i) => ({
+      name: v.name,
+      port: variantPort(i),
+      memoryPort: variantPort(i, 7000),
+      idle: SETTINGS.idleConnections,
+      extras: v.extras(variantPort(i)),
+      start: (port: number) => systems.startFaithd6(port, tmp, level, 1, { name: v.name, extras: v.extras(port) }),
+    }));
+    for (const v of variantRelays)
+      say(
+        `NOTE: ${v.name} is this tree's faithd6 with 1 worker and ${JSON.stringify(v.extras)}${v.extras.metricsListen ? ', scraped once a second all along' : ''}.`,
+      );
     const relay = (name: keyof typeof PORTS, start: (port: number) => Promise<System>, idle = SETTINGS.idleConnections): Relay => ({
       name,
       port: PORTS[name],
@@ -515,7 +539,7 @@ async function main(): Promise<number> {
       relay('haproxy', (port) => systems.startHaproxy(port, tmp, false)),
       relay('haproxy-splice', (port) => systems.startHaproxy(port, tmp, true)),
     ];
-    const relays = new Map<string, Relay>([nodePipe, ...faithd6Relays, ...revisionRelays, ...others].map((r) => [r.name, r]));
+    const relays = new Map<string, Relay>([nodePipe, ...faithd6Relays, ...revisionRelays, ...variantRelays, ...others].map((r) => [r.name, r]));
     const start = async (r: Relay): Promise<System> => {
       const s = await r.start(r.port);
       all.push(s);
@@ -529,7 +553,19 @@ async function main(): Promise<number> {
     for (const r of faithd6Relays) faithd6s.push(await start(r));
     const revisionSystems: System[] = [];
     for (const r of revisionRelays) revisionSystems.push(await start(r));
-    for (const s of [...faithd6s, ...revisionSystems]) if (s.unavailable !== null) say(`${s.name} ${s.unavailable}`);
+    const variantSystems: System[] = [];
+    for (const r of variantRelays) variantSystems.push(await start(r));
+    // The metrics row is scraped as Prometheus would, once a second, for the whole run.
+    const scrapers = variantRelays
+      .filter((r) => r.extras.metricsListen !== undefined)
+      .map((r) =>
+        setInterval(() => {
+          fetch(`http://${r.extras.metricsListen as string}/metrics`)
+            .then((res) => res.text())
+            .catch(() => undefined);
+        }, 1000),
+      );
+    for (const s of [...faithd6s, ...revisionSystems, ...variantSystems]) if (s.unavailable !== null) say(`${s.name} ${s.unavailable}`);
     if ([...faithd6s, ...revisionSystems].every((s) => s.unavailable !== null)) {
       say(`adding the local route for ${systems.PREFIX} so that the other rows still run`);
       spawnSync('ip', ['-6', 'route', 'replace', 'local', systems.PREFIX, 'dev', 'lo']);
@@ -538,7 +574,7 @@ async function main(): Promise<number> {
     const otherSystems: System[] = [];
     for (const r of others) otherSystems.push(await start(r));
     /** The rows, in the tables' order. */
-    const shown = [all[0]!, nodePipeSystem, ...faithd6s, ...revisionSystems, ...otherSystems];
+    const shown = [all[0]!, nodePipeSystem, ...faithd6s, ...revisionSystems, ...variantSystems, ...otherSystems];
     const running = shown.filter((s) => s.unavailable === null);
     for (const s of [nodePipeSystem, ...otherSystems]) if (s.unavailable !== null) say(`${s.name}: ${s.unavailable}`);
     say(`systems: ${running.map((s) => `${s.name} [${s.host}]:${s.port}`).join(', ')}`);
@@ -647,8 +683,9 @@ async function main(): Promise<number> {
     if (errors.length > 0) warnings.push(`${errors.length} runs failed: ${errors.slice(0, 5).join('; ')}`);
     for (const w of [...new Set(warnings)]) say(`WARNING: ${w}`);
 
+    for (const timer of scrapers) clearInterval(timer);
     await stopAll();
-    for (const s of [...faithd6s, ...revisionSystems]) {
+    for (const s of [...faithd6s, ...revisionSystems, ...variantSystems]) {
       const lines = s.child?.lines ?? [];
       if (lines.length > 0) say(`${s.name} printed ${lines.length} log lines at level ${level} (first ones in the JSON file)`);
       if (s.child?.exit && s.child.exit.code !== 0) say(`WARNING: ${s.name} exited with ${JSON.stringify(s.child.exit)}`);
