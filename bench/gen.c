@@ -519,6 +519,24 @@ static void on_header(struct loop *l, struct conn *c, const char *data, size_t l
   pump(l, c);
 }
 
+/**
+ * The length of a PROXY protocol header (haproxy's doc/proxy-protocol.txt) at the start of a
+ * connection's first read: a v1 line up to its CRLF, or v2's 16 bytes and the length they give;
+ * 0 when there is none (or it is not whole in this read, which a bench client never causes).
+ */
+static size_t proxy_header_length(const char *data, size_t n) {
+  static const char v2[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+  if (n >= 16 && memcmp(data, v2, sizeof v2) == 0) {
+    size_t length = 16 + (((size_t)(unsigned char)data[14] << 8) | (unsigned char)data[15]);
+    return length <= n ? length : 0;
+  }
+  if (n >= 8 && memcmp(data, "PROXY ", 6) == 0) {
+    const char *end = memmem(data, n < 108 ? n : 108, "\r\n", 2);
+    return end ? (size_t)(end - data) + 2 : 0;
+  }
+  return 0;
+}
+
 static void on_ready(struct loop *l, struct conn *c) {
   if (c->out) { flush(l, c); return; }
   if (c->mode == SOURCE) { pump(l, c); return; }
@@ -531,13 +549,20 @@ static void on_ready(struct loop *l, struct conn *c) {
     return;
   }
   if (n < 0) return;
+  char *data = l->buf;
   if (c->mode == NEW) {
-    c->mode = l->buf[0] == 'S' ? SINK : l->buf[0] == 'R' ? HEADER : ECHO;
+    // A PROXY protocol header (faithd6's proxyProtocol rows) is consumed, as a real backend
+    // does: the behaviour is chosen by the first byte after it.
+    size_t skip = proxy_header_length(data, (size_t)n);
+    data += skip;
+    n -= (ssize_t)skip;
+    if (n == 0) return;
+    c->mode = data[0] == 'S' ? SINK : data[0] == 'R' ? HEADER : ECHO;
     if (c->mode == SINK) c->count = -1;  // the marker is not payload
   }
   if (c->mode == SINK) c->count += n;
-  else if (c->mode == ECHO) reply(l, c, l->buf, (size_t)n, false);
-  else if (c->mode == HEADER) on_header(l, c, l->buf, (size_t)n);
+  else if (c->mode == ECHO) reply(l, c, data, (size_t)n, false);
+  else if (c->mode == HEADER) on_header(l, c, data, (size_t)n);
 }
 
 static void on_accept(struct loop *l) {
