@@ -24,7 +24,8 @@ export interface Permit {
   readonly client: string;
   /** The translated address the client dialled. */
   readonly dst: string;
-  /** The client's port, and the address and port it dialled, for a PROXY protocol header. */
+  /** The client's address as text and its port, and the address and port it dialled, for a PROXY protocol header. */
+  readonly clientAddress: string;
   readonly clientPort: number;
   readonly dialled: bigint;
   readonly dialledPort: number;
@@ -80,6 +81,7 @@ export function decide(
     client,
     dst: dialled as string,
     backend,
+    clientAddress: remote as string,
     clientPort: remotePort ?? 0,
     dialled: local as bigint,
     dialledPort,

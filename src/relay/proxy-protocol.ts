@@ -3,14 +3,15 @@
  * client really is: the IPv6 client's address and port, and the translated address and port
  * it dialled. Sent once, before any client byte, to backends whose service asks for it.
  */
-import { formatIPv6 } from '../net/address.js';
 
 /** How a service speaks to its backend: no header, version 1 (a text line) or 2 (binary). */
 export type ProxyProtocol = 'none' | 'v1' | 'v2';
 
-/** One end of the client's connection: an IPv6 address as 128 bits, and a port. */
+/** One end of the client's connection: an IPv6 address as 128 bits and as text, and a port. */
 export interface Endpoint6 {
   readonly address: bigint;
+  /** The address in RFC 5952's canonical form, as the kernel's inet_ntop gives it (node:net's remoteAddress). */
+  readonly text: string;
   readonly port: number;
 }
 
@@ -31,7 +32,7 @@ export function proxyHeader(version: ProxyProtocol, client: Endpoint6, dialled: 
     case 'v1':
       // §2.1: "PROXY TCP6 src dst sport dport\r\n". The addresses in RFC 5952's canonical form:
       // readers such as nginx pass the text on as it came, into logs and variables.
-      return Buffer.from(`PROXY TCP6 ${formatIPv6(client.address)} ${formatIPv6(dialled.address)} ${client.port} ${dialled.port}\r\n`, 'latin1');
+      return Buffer.from(`PROXY TCP6 ${client.text} ${dialled.text} ${client.port} ${dialled.port}\r\n`, 'latin1');
     case 'v2': {
       const header = Buffer.alloc(V2_SIGNATURE.length + 4 + V2_TCP6_LENGTH);
       V2_SIGNATURE.copy(header, 0);

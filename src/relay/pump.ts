@@ -69,11 +69,27 @@ export class Pump {
   private own: Buffer | undefined;
   /** Reading is stopped until the pending write is done. */
   private waiting = false;
+  /** Bytes `dst` gets before any of `src`'s (a PROXY protocol header), until written. */
+  private preamble: Buffer | undefined;
 
-  constructor(src: net.Socket, dst: net.Socket) {
+  constructor(src: net.Socket, dst: net.Socket, preamble?: Buffer) {
     this.src = src;
     this.dst = dst;
     (src as Pumped)[PUMP] = this;
+    if (preamble !== undefined) {
+      this.preamble = preamble;
+      // In one write with src's first bytes when they are already waiting: they are read in
+      // the next poll phase, before the second check phase from now; otherwise alone then,
+      // for a server that speaks first and waits for the header before it does.
+      setImmediate(secondCheckPhase, this);
+    }
+  }
+
+  /** Writes the preamble if src's first bytes have not taken it along. */
+  flushPreamble(): void {
+    if (this.preamble === undefined || this.dst.destroyed) return;
+    this.dst.write(this.preamble);
+    this.preamble = undefined;
   }
 
   /** Returns the own buffer to the pool; call once both sockets closed (no write pending). */
@@ -87,7 +103,10 @@ export class Pump {
   read(nread: number, buffer: Uint8Array): boolean {
     const { dst } = this;
     if (dst.destroyed) return false;
-    if (buffer === this.own) {
+    if (this.preamble !== undefined) {
+      dst.write(Buffer.concat([this.preamble, buffer.subarray(0, nread)]), this.written);
+      this.preamble = undefined;
+    } else if (buffer === this.own) {
       dst.write(this.own.subarray(0, nread), this.written);
     } else {
       // The shared buffer is overwritten by the next read of any socket: copy.
@@ -120,6 +139,14 @@ export class Pump {
     upcoming = pump?.own ?? pool.shared;
     return more;
   }
+}
+
+function secondCheckPhase(pump: Pump): void {
+  setImmediate(flushPreamble, pump);
+}
+
+function flushPreamble(pump: Pump): void {
+  pump.flushPreamble();
 }
 
 /**

@@ -121,8 +121,14 @@ export class Relay {
   private open = 2;
   private up: Pump | undefined;
   private down: Pump | undefined;
+  private readonly preamble: Buffer | undefined;
 
-  constructor(client: net.Socket, backend: net.Socket, peers: RelayPeers, timeouts: RelayTimeouts, hooks: RelayHooks) {
+  /**
+   * @param preamble bytes for the backend before any of the client's (a PROXY protocol header),
+   *   written once it has connected (src/relay/pump.ts).
+   */
+  constructor(client: net.Socket, backend: net.Socket, peers: RelayPeers, timeouts: RelayTimeouts, hooks: RelayHooks, preamble?: Buffer) {
+    this.preamble = preamble;
     this.client = client;
     this.backend = backend;
     this.peers = peers;
@@ -150,7 +156,7 @@ export class Relay {
     this.connected = true;
     this.hooks.established(this);
     const { client, backend } = this;
-    this.up = new Pump(client, backend);
+    this.up = new Pump(client, backend, this.preamble);
     this.down = new Pump(backend, client);
     client.once('end', socketEnded);
     backend.once('end', socketEnded);

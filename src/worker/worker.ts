@@ -188,12 +188,12 @@ export class Worker {
     }
     const peers = { client: decision.client, dst, backend };
     const toBackend = dial(decision.backendHost, decision.backendPort, compiled.source);
+    let header: Buffer | undefined;
     if (compiled.proxyProtocol !== 'none') {
-      // Queued while the backend connects; the client is read only once it has (src/relay/relay.ts).
-      const client = { address: decision.source, port: decision.clientPort };
-      toBackend.write(proxyHeader(compiled.proxyProtocol, client, { address: decision.dialled, port: decision.dialledPort }));
+      const client = { address: decision.source, text: decision.clientAddress, port: decision.clientPort };
+      header = proxyHeader(compiled.proxyProtocol, client, { address: decision.dialled, text: dst, port: decision.dialledPort });
     }
-    const relay = new Relay(socket, toBackend, peers, compiled.timeouts, this.hooks);
+    const relay = new Relay(socket, toBackend, peers, compiled.timeouts, this.hooks, header);
     this.relays.set(relay, ticket);
     this.counts.relayed += 1;
   };

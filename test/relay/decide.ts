@@ -28,6 +28,7 @@ t.test('a permitted connection names its backend, the backend port and the clien
     client: '[2001:db8:c6::2]:40000',
     dst: '2001:db8:5999::c612:2',
     backend: '198.18.0.2:6000',
+    clientAddress: '2001:db8:c6::2',
     clientPort: 40000,
     dialled: v6('2001:db8:5999::c612:2'),
     dialledPort: 5999,

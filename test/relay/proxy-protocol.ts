@@ -3,18 +3,15 @@ import t from 'tap';
 import { proxyHeader } from '../../src/relay/proxy-protocol.js';
 import { v6 } from '../fixtures/addresses.js';
 
-const CLIENT = { address: v6('2001:db8:c6::2'), port: 40000 };
-const DIALLED = { address: v6('64:ff9b:1::c612:2'), port: 5999 };
+const endpoint = (text: string, port: number) => ({ address: v6(text), text, port });
+const CLIENT = endpoint('2001:db8:c6::2', 40000);
+const DIALLED = endpoint('64:ff9b:1::c612:2', 5999);
 
 t.test('v1: one text line, TCP6, source then destination, ended by CRLF', async (t) => {
   const header = proxyHeader('v1', CLIENT, DIALLED);
   t.equal(header.toString('latin1'), 'PROXY TCP6 2001:db8:c6::2 64:ff9b:1::c612:2 40000 5999\r\n');
   // §2.1: at most 107 bytes, whatever the addresses (these two have nothing to compress).
-  const longest = proxyHeader(
-    'v1',
-    { address: v6('2001:db8:1111:2222:3333:4444:5555:6666'), port: 65535 },
-    { address: v6('ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe'), port: 65535 },
-  );
+  const longest = proxyHeader('v1', endpoint('2001:db8:1111:2222:3333:4444:5555:6666', 65535), endpoint('ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe', 65535));
   t.ok(longest.length <= 107, `the longest is ${longest.length} bytes`);
 });
 
