@@ -87,7 +87,7 @@ export class Pump {
 
   /** Writes the preamble if src's first bytes have not taken it along. */
   flushPreamble(): void {
-    if (this.preamble === undefined || this.dst.destroyed) return;
+    if (this.preamble === undefined || this.dst.destroyed || this.dst.writableEnded) return;
     this.dst.write(this.preamble);
     this.preamble = undefined;
   }

@@ -179,6 +179,8 @@ export class Relay {
    */
   onFin(from: net.Socket): void {
     if (this.end !== undefined) return;
+    // A client that ends before it sent a byte: the preamble still goes first.
+    if (from === this.client) this.up?.flushPreamble();
     (from === this.client ? this.backend : this.client).end();
     this.halves += 1;
     // The client socket's timer sees every byte either way: it reads one direction and
