@@ -56,7 +56,7 @@ function listenError(port: number, code: string, message?: string): FaithdError 
 }
 
 /**
- * What the supervisor needs of a worker process. A WorkerProcess forked with an IPC channel is
+ * What the supervisor needs of a worker process. A ChildProcess forked with an IPC channel is
  * one; tests give the supervisor stand-ins, to drive backoff, reload and drain in-process.
  */
 export interface WorkerProcess {
