@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
 import { runDaemon } from '../daemon/daemon.js';
-import { forkWorker } from '../daemon/supervisor.js';
+import { forkWorker } from '../daemon/worker-process.js';
 import { SUPERVISOR_TITLE } from '../system/proc.js';
 import { verb, type CliContext } from './context.js';
 

@@ -12,7 +12,7 @@ import type { ListenAddress } from '../net/address.js';
 import { CONNECT_FAILURES, END_REASONS } from '../relay/relay.js';
 import { version } from '../version.js';
 import { CONNECT_BUCKETS, DURATION_BUCKETS, type WorkerStats } from '../worker/messages.js';
-import type { PortCounters } from './supervisor.js';
+import type { PortCounters } from './counters.js';
 
 /** What the metrics are read from: the supervisor. */
 export interface MetricsSource {

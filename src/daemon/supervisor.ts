@@ -1,4 +1,3 @@
-import { fork } from 'node:child_process';
 import { loadConfig } from '../config/load.js';
 import { planReload } from '../config/diff.js';
 import type { Config, ServiceConfig } from '../config/types.js';
@@ -9,21 +8,12 @@ import type { Logger } from '../log.js';
 import { addLocalRoutes, removeLocalRoutes, requireLocalRoutes } from '../system/route.js';
 import { workerIdentity, type Identity } from '../system/user.js';
 import { version } from '../version.js';
-import { emptyStats, retiredPart, sumStats, type FromWorker, type ToWorker, type WorkerStats } from '../worker/messages.js';
+import { sumStats, type FromWorker, type ToWorker, type WorkerStats } from '../worker/messages.js';
+import { Retirements, type PortCounters } from './counters.js';
+import { restartBackoff, type ForkWorker, type WorkerProcess } from './worker-process.js';
 
-const WORKER_MODULE = new URL('../worker/process.js', import.meta.url);
-/** Workers speak to the supervisor only; systemd's notification variables are not theirs. */
-const WORKER_ENV = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID|LISTEN_\w+)$/.test(name)));
 /** How long a worker may take to start listening before start() gives up. */
 const LISTEN_TIMEOUT = 10_000;
-/**
- * Restart backoff: a worker that dies after running a while is restarted at once; one that
- * dies again quickly waits this long, doubling per quick crash, up to the cap.
- */
-const RESTART_DELAY = 100;
-const RESTART_DELAY_MAX = 30_000;
-/** A worker that ran this long before dying was healthy: its next restart is immediate again. */
-const HEALTHY_RUN = 10_000;
 /** Extra time, past the drain deadline, before a worker that has not exited is killed. */
 const KILL_GRACE = 5_000;
 
@@ -55,50 +45,6 @@ function listenError(port: number, code: string, message?: string): FaithdError 
   }
 }
 
-/**
- * What the supervisor needs of a worker process. A ChildProcess forked with an IPC channel is
- * one; tests give the supervisor stand-ins, to drive backoff, reload and drain in-process.
- */
-export interface WorkerProcess {
-  readonly pid?: number | undefined;
-  readonly connected: boolean;
-  readonly exitCode: number | null;
-  readonly signalCode: NodeJS.Signals | null;
-  /** Sends a message, with the port's listening socket for `listen`. */
-  send(message: ToWorker, handle?: TcpHandle, callback?: (error: Error | null) => void): boolean;
-  kill(signal?: NodeJS.Signals): boolean;
-  on(event: 'message', listener: (message: FromWorker) => void): this;
-  on(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): this;
-  once(event: 'exit', listener: () => void): this;
-  off(event: 'message', listener: (message: FromWorker) => void): this;
-  off(event: 'exit', listener: () => void): this;
-}
-
-/** Starts one worker process, as `identity` when the supervisor runs as root. */
-export type ForkWorker = (identity: Identity | undefined) => WorkerProcess;
-
-/**
- * A real worker: src/worker/process.ts forked with an IPC channel. Started as root, a worker
- * never is: it runs as the configured user from its first instruction (fork sets uid and gid,
- * and drops supplementary groups), and needs no privilege, since the supervisor bound the port.
- */
-export const forkWorker: ForkWorker = (identity) =>
-  // child_process passes a bare libuv TCP handle the way it passes a net.Server's (node:cluster
-  // does the same), but its types name only Server and Socket: hence the cast of send().
-  fork(WORKER_MODULE, [], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: WORKER_ENV,
-    uid: identity?.uid,
-    gid: identity?.gid,
-  }) as unknown as WorkerProcess;
-
-/** The restart delay after a worker exits, and its count of quick failures since. */
-export function restartBackoff(failures: number, ranFor: number): { failures: number; delay: number } {
-  const next = ranFor >= HEALTHY_RUN ? 0 : failures + 1;
-  const delay = next <= 1 ? 0 : Math.min(RESTART_DELAY_MAX, RESTART_DELAY * 2 ** (next - 2));
-  return { failures: next, delay };
-}
-
 /** One worker process of one port; it outlives its processes (restarts reuse the slot). */
 interface Slot {
   readonly port: number;
@@ -113,20 +59,6 @@ interface Slot {
 
 function newSlot(port: number): Slot {
   return { port, child: undefined, startedAt: 0, failures: 0, restarts: 0, restartTimer: undefined, lastSeen: undefined };
-}
-
-/** One port's counters since the supervisor started: its processes past and present. */
-export interface PortCounters {
-  readonly port: number;
-  readonly workers: number;
-  readonly stats: WorkerStats;
-  readonly restarts: number;
-}
-
-/** What processes that are gone leave to their port's counters, so that no counter goes down. */
-interface Retired {
-  stats: WorkerStats;
-  restarts: number;
 }
 
 /** A port with its bound socket and its workers. */
@@ -162,8 +94,8 @@ export class Supervisor {
   private lastReload: ReloadOutcome | null = null;
   /** Reloads since start, by outcome. */
   readonly reloads = { applied: 0, refused: 0 };
-  /** By port, what its exited processes and removed slots counted. Kept when a port goes, in case it comes back. */
-  private readonly retired = new Map<number, Retired>();
+  /** What exited processes and removed slots counted, by port. */
+  private readonly retired = new Retirements();
   private pingSeq = 0;
   private reloading: Promise<ReloadOutcome> | undefined;
   private stopping: Promise<void> | undefined;
@@ -256,7 +188,7 @@ export class Supervisor {
       const service = wanted.get(portNumber);
       if (service === undefined) {
         this.ports.delete(portNumber);
-        for (const slot of port.slots) this.retiredOf(portNumber).restarts += slot.restarts;
+        for (const slot of port.slots) this.retired.of(portNumber).restarts += slot.restarts;
         void this.closePort(port, config.timeouts.drain);
         continue;
       }
@@ -264,7 +196,7 @@ export class Supervisor {
       for (const slot of port.slots) this.send(slot, { type: 'config', config });
       // More or fewer workers share the same socket: nothing is rebound.
       const extra = port.slots.splice(service.workers);
-      for (const slot of extra) this.retiredOf(portNumber).restarts += slot.restarts;
+      for (const slot of extra) this.retired.of(portNumber).restarts += slot.restarts;
       if (extra.length > 0) void this.drainSlots(extra, config.timeouts.drain);
       while (port.slots.length < service.workers) {
         const slot = newSlot(portNumber);
@@ -337,28 +269,14 @@ export class Supervisor {
   async counters(): Promise<PortCounters[]> {
     const { answers } = await this.ping(1_000);
     return [...this.ports.values()].map((port) => {
-      const retired = this.retiredOf(port.service.port);
       const live = port.slots.flatMap((slot) => {
         const fresh = slot.child === undefined ? undefined : answers.get(slot.child);
         if (fresh !== undefined) slot.lastSeen = fresh;
         return slot.lastSeen === undefined ? [] : [slot.lastSeen];
       });
-      return {
-        port: port.service.port,
-        workers: port.slots.length,
-        stats: sumStats([retired.stats, ...live]),
-        restarts: retired.restarts + port.slots.reduce((n, slot) => n + slot.restarts, 0),
-      };
+      const restarts = port.slots.reduce((n, slot) => n + slot.restarts, 0);
+      return this.retired.totals(port.service.port, port.slots.length, live, restarts);
     });
-  }
-
-  private retiredOf(port: number): Retired {
-    let retired = this.retired.get(port);
-    if (retired === undefined) {
-      retired = { stats: emptyStats(), restarts: 0 };
-      this.retired.set(port, retired);
-    }
-    return retired;
   }
 
   /** Pings every live worker; resolves with the counters of those that answered in time. */
@@ -459,8 +377,7 @@ export class Supervisor {
     if (slot.child !== child) return;
     slot.child = undefined;
     if (slot.lastSeen !== undefined) {
-      const retired = this.retiredOf(slot.port);
-      retired.stats = sumStats([retired.stats, retiredPart(slot.lastSeen)]);
+      this.retired.processExited(slot.port, slot.lastSeen);
       slot.lastSeen = undefined;
     }
     const port = this.ports.get(slot.port);

@@ -4,7 +4,7 @@
 // test/netns/ runs the same paths end to end with real worker processes.
 import { writeFileSync } from 'node:fs';
 import t from 'tap';
-import { restartBackoff } from '../../src/daemon/supervisor.js';
+import { restartBackoff } from '../../src/daemon/worker-process.js';
 import { configText, freePorts, healthy, supervisor, until, type Behaviour, type FakeWorker } from '../fixtures/fake-workers.js';
 
 t.test('restartBackoff: immediate once, then doubling per quick crash up to 30 s; a healthy run starts over', async (t) => {
