@@ -24,11 +24,9 @@ const V2_TCP6 = 0x21;
 /** Two IPv6 addresses and two ports. */
 const V2_TCP6_LENGTH = 16 + 16 + 2 + 2;
 
-/** The header for a connection from `client` to `dialled`; empty for `none`. */
-export function proxyHeader(version: ProxyProtocol, client: Endpoint6, dialled: Endpoint6): Buffer {
+/** The header for a connection from `client` to `dialled`. */
+export function proxyHeader(version: Exclude<ProxyProtocol, 'none'>, client: Endpoint6, dialled: Endpoint6): Buffer {
   switch (version) {
-    case 'none':
-      return Buffer.alloc(0);
     case 'v1':
       // §2.1: "PROXY TCP6 src dst sport dport\r\n". The addresses in RFC 5952's canonical form:
       // readers such as nginx pass the text on as it came, into logs and variables.

@@ -3,31 +3,21 @@ import { confirmEnd } from './end.js';
 import { Pump } from './pump.js';
 
 /** How a relayed connection ended, in the operator's words; one of these is in every log line. */
-export type EndReason =
-  | 'fin' // both sides closed cleanly
-  | 'reset by client'
-  | 'reset by server'
-  | 'idle timeout'
-  | 'half-closed timeout'
-  | 'refused' // the backend answered the SYN with a reset
-  | 'unreachable' // no route, or an ICMP unreachable came back
-  | 'connect timeout'
-  | 'connect failed' // any other connect error
-  | 'stopped'; // reset by faithd6 itself at the end of a drain
-
-/** Every EndReason, for counters that start at zero rather than appear on first use. */
-export const END_REASONS: readonly EndReason[] = [
-  'fin',
+/** Every way a relayed connection ends, one list for the type and for counters that start at zero. */
+export const END_REASONS = [
+  'fin', // both sides closed cleanly
   'reset by client',
   'reset by server',
   'idle timeout',
   'half-closed timeout',
-  'refused',
-  'unreachable',
+  'refused', // the backend answered the SYN with a reset
+  'unreachable', // no route, or an ICMP unreachable came back
   'connect timeout',
-  'connect failed',
-  'stopped',
-];
+  'connect failed', // any other connect error
+  'stopped', // reset by faithd6 itself at the end of a drain
+] as const;
+
+export type EndReason = (typeof END_REASONS)[number];
 
 /** The ends that mean the backend was never reached. */
 export const CONNECT_FAILURES: ReadonlySet<string> = new Set<EndReason>(['refused', 'unreachable', 'connect timeout', 'connect failed']);

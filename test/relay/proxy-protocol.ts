@@ -33,7 +33,3 @@ t.test('v2: signature, version and command, family, length, then the addresses a
   );
   t.equal(header.length, 16 + 36);
 });
-
-t.test('none: nothing', async (t) => {
-  t.equal(proxyHeader('none', CLIENT, DIALLED).length, 0);
-});
