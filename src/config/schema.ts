@@ -103,6 +103,14 @@ const Service = Type.Object(
       }),
     ),
     source: Type.Optional(Source("the IPv4 address this port's connections to the backend come from (default: the top-level source)")),
+    protocol: Type.Optional(
+      OneOf(['tcp', 'ftp'], {
+        description:
+          'tcp: every byte is relayed as it is; ftp: the FTP gateway (RFC 6384) reads the control connection, so that passive (EPSV) and active (EPRT) data connections work through the translator',
+        default: 'tcp',
+        'x-explain': { tcp: 'a plain relay', ftp: 'the FTP gateway: EPSV, EPRT and their data connections are translated' },
+      }),
+    ),
   },
   { additionalProperties: false, description: 'a service', 'x-key': 'port', 'x-removed': 'its connections drain' },
 );

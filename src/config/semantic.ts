@@ -12,7 +12,7 @@ import type { Field, Report } from './report.js';
 interface Walked {
   prefixes?: (string | undefined)[];
   source?: string | null;
-  services?: ({ port?: number; backendPort?: number; source?: string | null } | undefined)[];
+  services?: ({ port?: number; backendPort?: number; source?: string | null; protocol?: string; proxyProtocol?: string } | undefined)[];
   rules?: ({ action?: string; to?: (string | undefined)[]; ports?: (number | undefined)[] } | undefined)[];
 }
 
@@ -78,6 +78,13 @@ function checkServices(services: Walked['services'] & object, report: Report, at
     }
     seen.set(service.port, path);
     service.backendPort ??= service.port;
+    const proxy = at(`${path}.proxyProtocol`);
+    if (service.protocol === 'ftp' && service.proxyProtocol !== undefined && service.proxyProtocol !== 'none' && proxy !== undefined) {
+      report.error(
+        proxy,
+        'an FTP service cannot send a PROXY protocol header: its data connections could not carry one; remove proxyProtocol or protocol: ftp',
+      );
+    }
   });
   return new Set(seen.keys());
 }

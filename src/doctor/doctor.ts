@@ -7,6 +7,7 @@ import type { LoadedConfig } from '../config/types.js';
 import type { Check } from './check.js';
 import { configCheck } from './config.js';
 import { forwardingChecks } from './forwarding.js';
+import { ftpChecks } from './ftp.js';
 import { ipv6Check } from './ipv6.js';
 import { nameChecks } from './names.js';
 import { portChecks } from './ports.js';
@@ -52,6 +53,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     const { config } = loaded;
     for (const prefix of config.prefixes) checks.push(await routeCheck(config, prefix));
     checks.push(...(await portChecks(config)));
+    checks.push(...ftpChecks(config));
   }
   checks.push(...(await forwardingChecks()));
   if (loaded !== undefined && options.names !== undefined && options.names.length > 0) {

@@ -5,7 +5,7 @@ import { READ_INTO } from './pump.js';
 export const KEEPALIVE_DELAY = 60_000;
 
 /**
- * Opens the connection to an IPv4 backend, set up as the relay needs it: half-open allowed,
+ * Opens the connection to a backend (an FTP gateway's data connection to its IPv6 client too), set up as the relay needs it: half-open allowed,
  * TCP_NODELAY so that the relay adds no Nagle delay, keepalive, and reading into the relay's
  * buffers. The socket is still connecting when it is returned; the Relay given it times that.
  *
@@ -13,11 +13,11 @@ export const KEEPALIVE_DELAY = 60_000;
  * bind with port 0, then connect); it has no IP_BIND_ADDRESS_NO_PORT, so the kernel picks the
  * ephemeral port at bind(), among the ports free on that address whatever the destination.
  */
-export function dial(host: string, port: number, source: string | null): net.Socket {
+export function dial(host: string, port: number, source: string | null, family: 4 | 6 = 4): net.Socket {
   return net.connect({
     host,
     port,
-    family: 4,
+    family,
     ...(source === null ? {} : { localAddress: source }),
     allowHalfOpen: true,
     noDelay: true,

@@ -55,18 +55,38 @@ class BufferPool {
 
 export const pool = new BufferPool();
 
+/**
+ * One direction of a relayed connection, as the sockets' reads see it: Pump below, or a
+ * protocol gateway's (src/ftp/control-stream.ts). `own` is where the socket's next read lands
+ * (the shared buffer when undefined).
+ */
+export interface Direction {
+  readonly own: Buffer | undefined;
+  /** Called with each read; false stops reading until the direction resumes its socket. */
+  read(nread: number, buffer: Uint8Array): boolean;
+  /** The source sent its FIN: write what is held back, before the destination's FIN. */
+  finish(): void;
+  /** Both sockets closed: give back what was borrowed. */
+  release(): void;
+}
+
 const PUMP = Symbol('faithd6.pump');
-type Pumped = net.Socket & { [PUMP]?: Pump };
+type Pumped = net.Socket & { [PUMP]?: Direction };
+
+/** Makes `direction` the one `src`'s reads go to (src must read with `READ_INTO`). */
+export function attach(src: net.Socket, direction: Direction): void {
+  (src as Pumped)[PUMP] = direction;
+}
 
 /**
  * One direction of a relayed connection: what `src` reads is written to `dst`. Attaches itself
  * to `src`, which must have been created with the `READ_INTO` onread option.
  */
-export class Pump {
+export class Pump implements Direction {
   private readonly src: net.Socket;
   private readonly dst: net.Socket;
   /** Where this direction reads while it moves bulk data; otherwise it reads into the shared buffer. */
-  private own: Buffer | undefined;
+  own: Buffer | undefined;
   /** Reading is stopped until the pending write is done. */
   private waiting = false;
   /** Bytes `dst` gets before any of `src`'s (a PROXY protocol header), until written. */
@@ -75,7 +95,7 @@ export class Pump {
   constructor(src: net.Socket, dst: net.Socket, preamble?: Buffer) {
     this.src = src;
     this.dst = dst;
-    (src as Pumped)[PUMP] = this;
+    attach(src, this);
     if (preamble !== undefined) {
       this.preamble = preamble;
       // In one write with src's first bytes when they are already waiting: they are read in
@@ -86,7 +106,7 @@ export class Pump {
   }
 
   /** Writes the preamble if src's first bytes have not taken it along. */
-  flushPreamble(): void {
+  finish(): void {
     if (this.preamble === undefined || this.dst.destroyed || this.dst.writableEnded) return;
     this.dst.write(this.preamble);
     this.preamble = undefined;
@@ -146,7 +166,7 @@ function secondCheckPhase(pump: Pump): void {
 }
 
 function flushPreamble(pump: Pump): void {
-  pump.flushPreamble();
+  pump.finish();
 }
 
 /**

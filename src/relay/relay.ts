@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import { confirmEnd } from './end.js';
-import { Pump } from './pump.js';
+import { Pump, type Direction } from './pump.js';
 
 /** How a relayed connection ended, in the operator's words; one of these is in every log line. */
 /** Every way a relayed connection ends, one list for the type and for counters that start at zero. */
@@ -15,6 +15,7 @@ export const END_REASONS = [
   'connect timeout',
   'connect failed', // any other connect error
   'stopped', // reset by faithd6 itself at the end of a drain
+  'protocol error', // closed by a protocol gateway (src/ftp): a line over its bound
 ] as const;
 
 export type EndReason = (typeof END_REASONS)[number];
@@ -58,6 +59,12 @@ export interface RelayResult {
   /** The system error behind `end`, when there was one (ECONNRESET, EHOSTUNREACH, ...). */
   readonly error: string | undefined;
 }
+
+/**
+ * The two directions of a connection whose bytes a gateway reads (src/ftp/control-stream.ts)
+ * rather than Pump's plain copy; made once the backend has answered.
+ */
+export type Splice = (relay: Relay) => { readonly up: Direction; readonly down: Direction };
 
 function connectFailure(err: NodeJS.ErrnoException): EndReason {
   switch (err.code) {
@@ -109,16 +116,22 @@ export class Relay {
   private connected = false;
   private halves = 0;
   private open = 2;
-  private up: Pump | undefined;
-  private down: Pump | undefined;
+  private up: Direction | undefined;
+  private down: Direction | undefined;
   private readonly preamble: Buffer | undefined;
+  private readonly splice: Splice | undefined;
+  /** Whether the idle timer is held off (a gateway's data connection is moving bytes). */
+  private held = false;
+  private lingerTimer: NodeJS.Timeout | undefined;
 
   /**
    * @param preamble bytes for the backend before any of the client's (a PROXY protocol header),
    *   written once it has connected (src/relay/pump.ts).
+   * @param splice the directions of a gateway, instead of two Pumps (no preamble then).
    */
-  constructor(client: net.Socket, backend: net.Socket, peers: RelayPeers, timeouts: RelayTimeouts, hooks: RelayHooks, preamble?: Buffer) {
+  constructor(client: net.Socket, backend: net.Socket, peers: RelayPeers, timeouts: RelayTimeouts, hooks: RelayHooks, preamble?: Buffer, splice?: Splice) {
     this.preamble = preamble;
+    this.splice = splice;
     this.client = client;
     this.backend = backend;
     this.peers = peers;
@@ -146,11 +159,16 @@ export class Relay {
     this.connected = true;
     this.hooks.established(this);
     const { client, backend } = this;
-    this.up = new Pump(client, backend, this.preamble);
-    this.down = new Pump(backend, client);
+    if (this.splice === undefined) {
+      this.up = new Pump(client, backend, this.preamble);
+      this.down = new Pump(backend, client);
+    } else {
+      ({ up: this.up, down: this.down } = this.splice(this));
+    }
     client.once('end', socketEnded);
     backend.once('end', socketEnded);
-    client.setTimeout(this.timeouts.idle, clientTimedOut);
+    client.on('timeout', clientTimedOut);
+    this.armIdle();
     // The backend reads from now on (it was not paused); the client was held until now.
     client.resume();
   }
@@ -169,13 +187,46 @@ export class Relay {
    */
   onFin(from: net.Socket): void {
     if (this.end !== undefined) return;
-    // A client that ends before it sent a byte: the preamble still goes first.
-    if (from === this.client) this.up?.flushPreamble();
+    // What the direction holds back goes before the FIN: a preamble the client's first bytes
+    // did not take along, a gateway's unfinished line.
+    (from === this.client ? this.up : this.down)?.finish();
     (from === this.client ? this.backend : this.client).end();
     this.halves += 1;
     // The client socket's timer sees every byte either way: it reads one direction and
     // writes the other. Once one direction is done, the other must not idle for as long.
-    if (this.halves === 1) this.client.setTimeout(Math.min(this.timeouts.halfClosed, this.timeouts.idle));
+    if (this.halves === 1) this.armIdle();
+  }
+
+  private armIdle(): void {
+    if (this.end !== undefined || this.client.destroyed) return;
+    if (this.held) this.client.setTimeout(0);
+    else this.client.setTimeout(this.halves > 0 ? Math.min(this.timeouts.halfClosed, this.timeouts.idle) : this.timeouts.idle);
+  }
+
+  /**
+   * Holds the idle timer off while `held` (RFC 6384 §12: an FTP control connection stays up
+   * while its data connection moves bytes); released, it counts from now.
+   */
+  holdIdle(held: boolean): void {
+    if (this.held === held) return;
+    this.held = held;
+    if (this.connected) this.armIdle();
+  }
+
+  /**
+   * A gateway ends the connection for `reason`: the backend is reset at once; the client gets
+   * what was written to it and a FIN, and a reset should it not close within `linger` ms.
+   */
+  shut(reason: EndReason, error: string, linger: number): void {
+    if (this.end !== undefined) return;
+    this.end = reason;
+    this.error = error;
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    reset(this.backend);
+    if (this.client.destroyed) return;
+    this.client.end();
+    this.lingerTimer = setTimeout(reset, linger, this.client);
   }
 
   /** @internal The client socket's timer: no byte either way for the idle (half-closed) time. */
@@ -216,6 +267,7 @@ export class Relay {
       return;
     }
     clearTimeout(this.connectTimer);
+    clearTimeout(this.lingerTimer);
     // Both sockets are closed, so no write is pending on a buffer of the pool.
     this.up?.release();
     this.down?.release();

@@ -37,6 +37,23 @@ export async function readSysctl(path: string): Promise<string | undefined> {
   }
 }
 
+/** The IPv6 sysctl that lets a socket bind an address the host has only by a route (per namespace). */
+export const NONLOCAL_BIND = '/proc/sys/net/ipv6/ip_nonlocal_bind';
+
+/**
+ * Whether sockets may bind IPv6 addresses the host has only by a route, not on an interface
+ * (net.ipv6.ip_nonlocal_bind). A translated address is one: the local route makes connections
+ * to it arrive, but bind() refuses it unless this is 1. Read each time, synchronously (a small
+ * file under /proc): an operator may change it under a running daemon.
+ */
+export function ipv6NonlocalBind(): boolean {
+  try {
+    return readFileSync(NONLOCAL_BIND, 'latin1').trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
 /** A program that could not be run or exited non-zero: its stderr, and execFile's error (exit status, or ENOENT). */
 export class CommandError extends Error {
   /** What the program wrote on stderr, trimmed: often empty. */

@@ -13,9 +13,15 @@ import { decide, type Translator } from '../relay/decide.js';
 import { dial, KEEPALIVE_DELAY } from '../relay/dial.js';
 import { proxyHeader, type ProxyProtocol } from '../relay/proxy-protocol.js';
 import { Listener, type TcpHandle } from '../relay/listener.js';
-import { CONNECT_FAILURES, Relay, reset, type RelayHooks, type RelayResult } from '../relay/relay.js';
+import { CONNECT_FAILURES, Relay, reset, type EndReason, type RelayHooks, type RelayResult } from '../relay/relay.js';
+import { FtpSession, type LogFields, type SessionHost } from '../ftp/session.js';
 
-/** Descriptors kept free beyond two per relay: for the sockets accepted only to be refused. */
+/**
+ * Descriptors an admitted connection may hold: its two sockets; an FTP control connection also
+ * its data listeners (src/ftp/session.ts). Each data connection is admitted on its own.
+ */
+const DESCRIPTORS = { tcp: 2, ftp: 4 } as const;
+/** Descriptors kept free beyond those of the relays: for the sockets accepted only to be refused. */
 const DESCRIPTOR_HEADROOM = 16;
 /** How often the descriptor limit is read again (prlimit can change it under a running worker). */
 const DESCRIPTOR_CHECK = 1_000;
@@ -30,7 +36,11 @@ interface Compiled {
   /** The address connections to the backend come from; null: the kernel's choice. */
   readonly source: string | null;
   readonly proxyProtocol: ProxyProtocol;
+  readonly protocol: 'tcp' | 'ftp';
 }
+
+/** What the owner of a relay does with its log fields once it has closed; `log` writes the usual line. */
+type Reporter = (fields: LogFields, result: RelayResult, log: (fields: LogFields) => void) => void;
 
 function compile(config: Config, port: number): Compiled {
   const service = config.services.find((s) => s.port === port);
@@ -43,6 +53,7 @@ function compile(config: Config, port: number): Compiled {
     timeouts: config.timeouts,
     source: service.source ?? config.source,
     proxyProtocol: service.proxyProtocol,
+    protocol: service.protocol,
   };
 }
 
@@ -57,6 +68,10 @@ export class Worker {
   private listener: Listener | undefined;
   /** Open relays and the admission slots each holds. */
   private readonly relays = new Map<Relay, Ticket>();
+  /** Relays whose log line is someone else's to write: an FTP session's control and data connections. */
+  private readonly reporters = new Map<Relay, Reporter>();
+  /** Active-mode FTP data relays: their accepted socket is the server's, so up and down are swapped. */
+  private readonly reversed = new Set<Relay>();
   private readonly admission: Admission;
   /** Lines a flood could produce: denials, limit hits, connect and accept failures. */
   private readonly limited: LogLimiter;
@@ -79,7 +94,8 @@ export class Worker {
     const baseline = openDescriptors();
     const update = (): void => {
       const limit = openFileLimit();
-      if (limit !== undefined) this.admission.setDescriptorCap(Math.floor((limit - baseline - DESCRIPTOR_HEADROOM) / 2));
+      const each = DESCRIPTORS[this.compiled.protocol];
+      if (limit !== undefined) this.admission.setDescriptorCap(Math.floor((limit - baseline - DESCRIPTOR_HEADROOM) / each));
     };
     update();
     this.descriptorTimer = setInterval(update, DESCRIPTOR_CHECK);
@@ -124,8 +140,9 @@ export class Worker {
     let up = this.counts.up;
     let down = this.counts.down;
     for (const relay of this.relays.keys()) {
-      up += relay.client.bytesRead;
-      down += relay.backend.bytesRead;
+      const reversed = this.reversed.has(relay);
+      up += (reversed ? relay.backend : relay.client).bytesRead;
+      down += (reversed ? relay.client : relay.backend).bytesRead;
     }
     const cpu = process.cpuUsage();
     return {
@@ -193,9 +210,46 @@ export class Worker {
       const client = { address: decision.source, text: decision.clientAddress, port: decision.clientPort };
       header = proxyHeader(compiled.proxyProtocol, client, { address: decision.dialled, text: dst, port: decision.dialledPort });
     }
-    const relay = new Relay(socket, toBackend, peers, compiled.timeouts, this.hooks, header);
+    const session =
+      compiled.protocol === 'ftp'
+        ? new FtpSession(
+            this.sessionHost,
+            { clientAddress: decision.clientAddress, dst, backendHost: decision.backendHost, client: decision.client },
+            { client: decision.source, dialled: decision.dialled, backend: decision.ipv4 },
+          )
+        : undefined;
+    const relay = new Relay(socket, toBackend, peers, compiled.timeouts, this.hooks, header, session?.splice);
     this.relays.set(relay, ticket);
     this.counts.relayed += 1;
+    if (session !== undefined) this.reporters.set(relay, (fields, _result, log) => session.closed(log, fields));
+  };
+
+  /** What FTP sessions ask of this worker: their data connections are admitted and relayed like any. */
+  private readonly sessionHost: SessionHost = {
+    admitData: (socket, dialled, client, clientPort) => {
+      const decision = decide(this.compiled.translator, dialled, client, clientPort);
+      if (!decision.relay) {
+        this.refuse(socket, decision.end, decision.client, { ...decision.fields, ftp: 'data' });
+        return undefined;
+      }
+      const ticket = this.admission.admit(decision.source, decision.ipv4);
+      if (typeof ticket === 'string') {
+        this.refuse(socket, 'limit', decision.client, { dst: decision.dst, backend: decision.backend, reason: ticket, ftp: 'data' });
+        return undefined;
+      }
+      return ticket;
+    },
+    relayData: (accepted, dialled, peers, ticket, reversed, closed) => {
+      const relay = new Relay(accepted, dialled, peers, this.compiled.timeouts, this.hooks);
+      this.relays.set(relay, ticket as Ticket);
+      this.counts.relayed += 1;
+      if (reversed) this.reversed.add(relay);
+      this.reporters.set(relay, closed);
+    },
+    source: () => this.compiled.source,
+    note: (fields, msg) => this.limited.info(fields, msg, msg),
+    info: (fields, msg) => this.log.info(fields, msg),
+    debug: (fields, msg) => this.log.debug(fields, msg),
   };
 
   private readonly hooks: RelayHooks = {
@@ -209,22 +263,26 @@ export class Worker {
     closed: (relay, result) => this.onRelayClose(relay, result),
   };
 
-  private onRelayClose(relay: Relay, result: RelayResult): void {
+  private onRelayClose(relay: Relay, closed: RelayResult): void {
     const ticket = this.relays.get(relay);
     if (ticket) this.admission.release(ticket);
     this.relays.delete(relay);
+    const result = this.reversed.delete(relay) ? reverse(closed) : closed;
     this.counts.up += result.up;
     this.counts.down += result.down;
     bump(this.counts.ends, result.end);
     observe(this.counts.durationSeconds, DURATION_BUCKETS, result.ms / 1000);
     this.counts.durationSecondsSum += result.ms / 1000;
     const fields = { ...relay.peers, up: result.up, down: result.down, ms: result.ms, end: result.end, error: result.error };
-    if (CONNECT_FAILURES.has(result.end)) {
-      this.counts.connectFailed += 1;
-      this.limited.info(fields, 'relay closed', result.end);
-    } else {
-      this.log.info(fields, 'relay closed');
-    }
+    if (CONNECT_FAILURES.has(result.end)) this.counts.connectFailed += 1;
+    const log = (line: LogFields): void => {
+      if (CONNECT_FAILURES.has(result.end)) this.limited.info(line, 'relay closed', result.end);
+      else this.log.info(line, 'relay closed');
+    };
+    const reporter = this.reporters.get(relay);
+    this.reporters.delete(relay);
+    if (reporter === undefined) log(fields);
+    else reporter(fields, result, log);
     this.afterClose?.();
   }
 
@@ -247,6 +305,12 @@ export class Worker {
     reset(socket);
     this.limited.info({ client, ...fields, up: 0, down: 0, ms: 0, end }, 'relay closed', fields.reason === undefined ? end : `${end}: ${fields.reason}`);
   }
+}
+
+/** The result of a relay whose accepted socket was the server's, from the client's side. */
+function reverse(result: RelayResult): RelayResult {
+  const swap: Partial<Record<EndReason, EndReason>> = { 'reset by client': 'reset by server', 'reset by server': 'reset by client' };
+  return { ...result, up: result.down, down: result.up, end: swap[result.end] ?? result.end };
 }
 
 function bump(counts: Record<string, number>, key: string): void {

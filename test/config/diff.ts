@@ -38,7 +38,7 @@ log:
   t.same(describeChanges(config(base), config(after)), [
     'port 5999: backendPort 5999 -> 6999',
     'port 5999: workers 1 -> 2',
-    'port 7000 added (backendPort 7000, workers 1, proxyProtocol none, source not set)',
+    'port 7000 added (backendPort 7000, workers 1, proxyProtocol none, source not set, protocol tcp)',
     'port 6000 removed (its connections drain)',
     'rules changed (1 -> 2 rules)',
     'timeouts.idle: 2h4m -> 1h',
@@ -66,7 +66,11 @@ runtimeDirectory: /run/other
   t.equal(plan.config.route, 'manage', 'and the route mode');
   t.equal(plan.config.user, null, 'and the user');
   t.equal(plan.config.runtimeDirectory, '/run/faithd6', 'and the runtime directory');
-  t.same(plan.config.services, [{ port: 5999, backendPort: 5999, workers: 1, proxyProtocol: 'none', source: null }], 'the services are the new ones');
+  t.same(
+    plan.config.services,
+    [{ port: 5999, backendPort: 5999, workers: 1, proxyProtocol: 'none', source: null, protocol: 'tcp' }],
+    'the services are the new ones',
+  );
   t.same(plan.kept, [
     'prefixes is unchanged until faithd6 is restarted (2001:db8:5999::/96 stays; the file says 2001:db8:6000::/96)',
     'route is unchanged until faithd6 is restarted (manage stays; the file says external)',

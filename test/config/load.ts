@@ -60,7 +60,7 @@ t.test('a minimal file gets every default, from DEFAULTS', async (t) => {
     file: FILE,
     prefixes: ['2001:db8:5999::/96'],
     route: DEFAULTS.route,
-    services: [{ port: 5999, backendPort: 5999, workers: 1, proxyProtocol: 'none', source: null }],
+    services: [{ port: 5999, backendPort: 5999, workers: 1, proxyProtocol: 'none', source: null, protocol: 'tcp' }],
     rules: [{ action: 'permit', from: ['::/0'], to: ['192.0.2.10/32'], ports: [] }],
     timeouts: DEFAULTS.timeouts,
     limits: DEFAULTS.limits,
@@ -120,8 +120,8 @@ runtimeDirectory: /run/faithd6-test
     prefixes: ['2001:db8:5999::/96', '2001:db8:122:344::/64'],
     route: 'external',
     services: [
-      { port: 5999, backendPort: 6000, workers: 4, proxyProtocol: 'none', source: null },
-      { port: 554, backendPort: 554, workers: 1, proxyProtocol: 'none', source: null },
+      { port: 5999, backendPort: 6000, workers: 4, proxyProtocol: 'none', source: null, protocol: 'tcp' },
+      { port: 554, backendPort: 554, workers: 1, proxyProtocol: 'none', source: null, protocol: 'tcp' },
     ],
     rules: [
       { action: 'deny', from: ['2001:db8:bad::/48', '2001:db8::1/128'], to: ['192.0.2.0/24'], ports: [554] },
@@ -224,7 +224,7 @@ log:
     text,
     'prot',
     'services[0].prot',
-    /^unknown key "prot" \(did you mean "port"\?\); expected one of: port, backendPort, workers, proxyProtocol, source$/,
+    /^unknown key "prot" \(did you mean "port"\?\); expected one of: port, backendPort, workers, proxyProtocol, source, protocol$/,
   );
   expectError(t, text, 'form', 'rules[0].form', /^unknown key "form" \(did you mean "from"\?\); expected one of: action, from, to, ports$/);
   expectError(t, text, 'conect', 'timeouts.conect', /did you mean "connect"/);
@@ -729,4 +729,17 @@ t.test('metrics.listen: an address and port, canonical; off when absent', async 
     const text = `${VALID}metrics: {listen: ${bad}}\n`;
     expectError(t, text, bad, 'metrics.listen', /is not an (address and port|IPv6 address|IPv4 address)/);
   }
+});
+
+t.test('protocol: tcp by default; ftp, but not with a PROXY protocol header', async (t) => {
+  t.equal(parseConfig(VALID, FILE).config.services[0]?.protocol, 'tcp');
+  const ftp = VALID.replace('  - port: 5999\n', '  - port: 5999\n    protocol: ftp\n');
+  t.not(ftp, VALID, 'the fixture has the service');
+  t.equal(parseConfig(ftp, FILE).config.services[0]?.protocol, 'ftp');
+  expectError(t, ftp.replace('protocol: ftp', 'protocol: sftp'), 'sftp', 'services[0].protocol', /^expected one of: tcp, ftp; found "sftp" \(a string\)$/);
+  const both = ftp.replace('    protocol: ftp\n', '    protocol: ftp\n    proxyProtocol: v1\n');
+  t.same(errorsOf(t, both), [
+    `${at(both, 'v1')}: services[0].proxyProtocol: an FTP service cannot send a PROXY protocol header: its data connections could not carry one; remove proxyProtocol or protocol: ftp`,
+  ]);
+  t.equal(parseConfig(both.replace('v1', 'none'), FILE).config.services[0]?.proxyProtocol, 'none', 'proxyProtocol: none is fine');
 });

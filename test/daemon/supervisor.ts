@@ -88,7 +88,7 @@ t.test('reload: new config to running workers, workers added and drained, ports 
   t.equal(outcome.ok, true, outcome.error ?? 'reloaded');
   t.same(outcome.changes, [
     `port ${a}: workers 1 -> 2`,
-    `port ${c} added (backendPort ${c}, workers 1, proxyProtocol none, source not set)`,
+    `port ${c} added (backendPort ${c}, workers 1, proxyProtocol none, source not set, protocol tcp)`,
     `port ${b} removed (its connections drain)`,
     'rules changed (0 -> 1 rules)',
   ]);
