@@ -1,0 +1,270 @@
+// The FTP gateway against clients and servers that do what they should not, each case asserting
+// what the client got and that nothing was dialled that should not be (the translator's TCP
+// ActiveOpens counter, which counts every connect() it makes): a server whose 227 names another
+// host (an FTP bounce), an EPRT naming a third party, a data connection from another address of
+// the client's or to another translated address, a 1 MiB line without a line end, a thousand
+// EPSVs without a transfer, data connections under the rules and limits as they are now, and a
+// slow transfer that keeps its control connection from idling out (RFC 6384 §12).
+import { fileURLToPath } from 'node:url';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { parse, stringify } from 'yaml';
+import { ADDR, buildNetwork, translate, type Line } from '../fixtures/netns.js';
+import { PERMIT_CLIENT_TO_S4, runCli, startDaemon } from '../fixtures/daemon.js';
+import { makeFile, requireFtpTools, startVsftpd } from '../fixtures/ftp.js';
+
+requireFtpTools();
+
+const TALK = fileURLToPath(new URL('../fixtures/ftp-talk.js', import.meta.url));
+/** A second address of the client's; deprecated, so that connections come from ADDR.client6 unless bound to it. */
+const OTHER6 = '2001:db8:c6::3';
+
+const net = await buildNetwork(t);
+await net.run('c6', 'ip', ['addr', 'add', `${OTHER6}/64`, 'dev', 'eth0', 'nodad', 'preferred_lft', '0']);
+const dir = await mkdtemp(join(tmpdir(), 'faithd6-ftp-hostile-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+
+const ftp = await startVsftpd(t, net, { port: 21 });
+// A server that names another host in its 227 (vsftpd's pasv_address): a bounce, or a broken NAT.
+const bouncer = await startVsftpd(t, net, { port: 2121, extra: [`pasv_address=${ADDR.closed4}`] });
+// A slow one: 1 MiB at 256 KiB/s takes 4 s, twice the idle timeout below.
+const slow = await startVsftpd(t, net, { port: 2122, extra: ['anon_max_rate=262144'] });
+const slowSum = await makeFile(join(slow.root, 'pub', 'slow.bin'), 1024 * 1024);
+
+const config = {
+  services: [
+    { port: 21, protocol: 'ftp' as const },
+    { port: 2121, protocol: 'ftp' as const },
+    { port: 2122, protocol: 'ftp' as const },
+  ],
+  timeouts: { idle: '2s' },
+  limits: { connectionsPerSource: 3 },
+  log: { level: 'debug' },
+};
+const daemon = await startDaemon(t, net, config);
+const dst = translate(ADDR.server4);
+
+/** Runs ftp-talk in `from` (c6) with these steps on the control connection to dst:`port`; its events. */
+async function talk(steps: unknown[], opts: { port?: number; local?: string; timeout?: number } = {}): Promise<Line[]> {
+  const spec = { host: dst, port: opts.port ?? 21, local: opts.local, timeout: (opts.timeout ?? 20_000) / 1000, steps };
+  const proc = net.spawn('c6', process.execPath, [TALK, JSON.stringify(spec)], { label: 'c6: ftp-talk' });
+  const exit = await proc.waitExit((opts.timeout ?? 20_000) + 5000);
+  if (exit.code !== 0) throw new Error(`ftp-talk exited ${exit.code}: ${JSON.stringify(proc.lines)}`);
+  return proc.lines;
+}
+
+const replies = (lines: Line[]) => lines.filter((l) => l.event === 'reply').map((l) => String(l.text));
+const LOGIN = [{ expect: true }, { send: 'USER anonymous\r\n' }, { expect: true }];
+
+/** How many connections the translator opened while `body` ran. */
+async function dialled(body: () => Promise<void>): Promise<number> {
+  const before = (await net.tcpCounters('xl')).ActiveOpens ?? 0;
+  await body();
+  return ((await net.tcpCounters('xl')).ActiveOpens ?? 0) - before;
+}
+
+t.test('a 227 naming another host gets 425, and nothing is dialled but the control connection', async (t) => {
+  let lines: Line[] = [];
+  const opened = await dialled(async () => {
+    lines = await talk([...LOGIN, { send: 'EPSV\r\n' }, { expect: true }, { send: 'QUIT\r\n' }, { expect: true }], { port: 2121 });
+  });
+  t.match(replies(lines)[2], /^425 /, 'the client got 425');
+  t.equal(opened, 1, 'one connection dialled: the control connection to vsftpd');
+  t.ok(
+    daemon.proc.lines.some((l) => l.msg === 'ftp: passive-mode address refused' && String(l.named).startsWith(`${ADDR.closed4}:`)),
+    'logged, with the address the server named',
+  );
+  t.equal((await bouncer.commands()).filter((c) => c.verb === 'PASV').length, 1, 'vsftpd got its PASV');
+});
+
+t.test('an EPRT naming a third party is refused with 501; the server never hears of it', async (t) => {
+  let lines: Line[] = [];
+  const from = (await ftp.commands()).length;
+  const opened = await dialled(async () => {
+    lines = await talk([
+      ...LOGIN,
+      { send: 'EPRT |2|2001:db8:c6::99|2121|\r\n' },
+      { expect: true },
+      { send: 'LPRT 6,16,32,1,13,184,0,198,0,0,0,0,0,0,0,0,0,153,2,8,73\r\n' },
+      { expect: true },
+    ]);
+  });
+  t.strictSame(
+    replies(lines)
+      .slice(2)
+      .map((r) => r.slice(0, 4)),
+    ['501 ', '501 '],
+  );
+  t.equal(opened, 1, 'nothing dialled but the control connection');
+  t.notOk(
+    (await ftp.commands()).slice(from).some((c) => c.verb === 'PORT' || c.verb === 'EPRT' || c.verb === 'LPRT'),
+    'no PORT, EPRT or LPRT reached vsftpd',
+  );
+});
+
+t.test("a data connection from another address of the client's is refused; the client's own still gets through", async (t) => {
+  await makeFile(join(ftp.root, 'pub', 'list-me'), 10);
+  let lines: Line[] = [];
+  const opened = await dialled(async () => {
+    lines = await talk([
+      ...LOGIN,
+      { send: 'CWD pub\r\n' },
+      { expect: true },
+      { send: 'EPSV\r\n' },
+      { expect: true },
+      { data: { local: OTHER6 } },
+      { data: {}, wait: false },
+      { send: 'LIST\r\n' },
+      { expect: true },
+      { expect: true },
+      { dataDone: true },
+    ]);
+  });
+  const data = lines.filter((l) => l.event === 'data');
+  t.match(data[0], { end: 'ECONNRESET', bytes: 0 }, 'from the other address: reset, nothing read');
+  t.match(data[1], { end: 'eof' }, "from the control connection's address: the listing");
+  t.ok(Number(data[1]?.bytes) > 0, 'which has bytes');
+  t.equal(opened, 2, 'dialled: the control connection and one data connection');
+  t.ok(
+    daemon.proc.lines.some((l) => String(l.msg).startsWith('ftp: data connection refused') && String(l.from).includes(OTHER6)),
+    'the refusal is logged with its source',
+  );
+});
+
+t.test('a data connection to another translated address is refused, even to a permitted server', async (t) => {
+  const lines = await talk([...LOGIN, { send: 'EPSV\r\n' }, { expect: true }, { data: { host: translate(ADDR.closed4) } }]);
+  t.match(
+    lines.find((l) => l.event === 'data'),
+    { end: 'ECONNRESET', bytes: 0 },
+  );
+});
+
+t.test('a 1 MiB line without a line end gets 500, and the control connection is closed', async (t) => {
+  const from = (await ftp.commands()).length;
+  const mark = daemon.proc.mark();
+  const lines = await talk([{ expect: true }, { flood: 1024 * 1024 }, { close: true }]);
+  const closed = lines.find((l) => l.event === 'closed');
+  t.match(closed?.received, /^500 Command line too long\.\r\n$/, 'the 500 arrived, and nothing else');
+  const line = await daemon.waitClosed((l) => l.port === 21, 5000, mark);
+  t.equal(line.end, 'protocol error', "the control connection's end");
+  t.match(line.error, /a command line over 4096 bytes/);
+  t.ok(Number(line.up) < 1024 * 1024, 'faithd6 stopped reading it', { up: line.up });
+  t.equal((await ftp.commands()).length, from, 'vsftpd got none of it');
+});
+
+t.test('a thousand EPSVs without a transfer hold at most two data listeners', async (t) => {
+  const pid = daemon.workerPid(21);
+  const fds = async () => (await net.run('xl', 'ls', [`/proc/${pid}/fd`])).stdout.trim().split('\n').length;
+  const listening = async () => (await net.run('xl', 'ss', ['-Hltn'])).stdout.split('\n').filter((l) => l.trim() !== '' && !/:(21|2121|2122)\s/.test(l)).length;
+  const before = { fds: await fds(), listening: await listening() };
+  const proc = net.spawn('c6', process.execPath, [
+    TALK,
+    JSON.stringify({
+      host: dst,
+      port: 21,
+      timeout: 60,
+      steps: [...LOGIN, { repeat: 1000, steps: [{ send: 'EPSV\r\n' }, { expect: true }] }, { hold: 3000 }, { send: 'QUIT\r\n' }, { expect: true }],
+    }),
+  ]);
+  await proc.waitFor((l) => l.event === 'holding', { timeout: 60_000, what: 'the thousand EPSVs' });
+  const during = { fds: await fds(), listening: await listening() };
+  t.equal(during.listening - before.listening, 2, 'two listeners, the newest ones', { before, during });
+  t.ok(during.fds - before.fds <= 4, "the worker's descriptors: the control connection's two and the two listeners", { before, during });
+  const got = proc.lines.filter((l) => l.event === 'reply').slice(2, 1002);
+  t.equal(got.filter((l) => /^229 /.test(String(l.text))).length, 1000, 'each EPSV got its 229');
+  await proc.waitExit(10_000);
+  await daemon.waitClosed((l) => l.port === 21 && typeof l.data === 'object', 5000);
+  t.strictSame({ fds: await fds(), listening: await listening() }, before, 'after QUIT: nothing left');
+});
+
+t.test("data connections count toward the source's connections", async (t) => {
+  // connectionsPerSource is 3: one control connection and its data connection take two.
+  const mark = daemon.proc.mark();
+  const holder = net.spawn('c6', process.execPath, [
+    TALK,
+    JSON.stringify({
+      host: dst,
+      port: 2122,
+      timeout: 30,
+      steps: [...LOGIN, { send: 'EPSV\r\n' }, { expect: true }, { data: {}, wait: false }, { hold: 1500 }, { send: 'QUIT\r\n' }, { expect: true }],
+    }),
+  ]);
+  await holder.waitFor((l) => l.event === 'holding', { timeout: 10_000 });
+  const second = await talk([...LOGIN, { send: 'NOOP\r\n' }, { expect: true }], { port: 2122 });
+  t.match(replies(second)[2], /^200 /, 'a second control connection is the third connection: admitted');
+  const third = net.spawn('c6', process.execPath, [TALK, JSON.stringify({ host: dst, port: 2122, timeout: 10, steps: [...LOGIN, { hold: 1000 }] })]);
+  await third.waitFor((l) => l.event === 'holding', { timeout: 10_000 });
+  const fourth = await talk([{ expect: true }], { port: 2122 });
+  t.match(
+    fourth.find((l) => l.event === 'reply'),
+    { code: 0 },
+    'a fourth is refused: no greeting',
+  );
+  const refused = await daemon.proc.waitFor((l) => l.msg === 'relay closed' && l.end === 'limit', { timeout: 5000, from: mark });
+  t.equal(refused.reason, 'connections per source');
+  await holder.waitExit(10_000);
+  await third.waitExit(10_000);
+});
+
+t.test('a data connection under the rules as they are now: a reload that denies the server refuses it', async (t) => {
+  const proc = net.spawn('c6', process.execPath, [
+    TALK,
+    JSON.stringify({
+      host: dst,
+      port: 21,
+      timeout: 30,
+      // NOOPs while the test reloads, so that the control connection does not idle out (2 s).
+      steps: [...LOGIN, { send: 'EPSV\r\n' }, { expect: true }, { repeat: 8, steps: [{ hold: 500 }, { send: 'NOOP\r\n' }, { expect: true }] }, { data: {} }],
+    }),
+  ]);
+  await proc.waitFor((l) => l.event === 'holding', { timeout: 10_000 });
+  const original = await readFile(daemon.configFile, 'utf8');
+  const denying = parse(original) as { rules: unknown[] };
+  denying.rules = [{ action: 'deny', from: ['2001:db8:c6::/64'], to: [`${ADDR.server4}/32`] }, PERMIT_CLIENT_TO_S4];
+  await writeFile(daemon.configFile, stringify(denying));
+  t.teardown(() => writeFile(daemon.configFile, original));
+  const mark = daemon.proc.mark();
+  const r = await runCli(net, ['reload', '-c', daemon.configFile], 30_000, false);
+  t.equal(r.code, 0, 'reloaded', { stderr: r.stderr });
+  await proc.waitExit(15_000);
+  t.match(
+    proc.lines.find((l) => l.event === 'data'),
+    { end: 'ECONNRESET', bytes: 0 },
+    'the data connection is reset',
+  );
+  const line = await daemon.proc.waitFor((l) => l.msg === 'relay closed' && l.end === 'denied' && l.ftp === 'data', { timeout: 5000, from: mark });
+  t.equal(line.backend, `${ADDR.server4}:21`, 'denied by the new rule, and logged as a data connection');
+  await writeFile(daemon.configFile, original);
+  t.equal((await runCli(net, ['reload', '-c', daemon.configFile], 30_000, false)).code, 0, 'and back');
+});
+
+t.test('a slow transfer keeps its control connection from idling out; after it, idling counts again', async (t) => {
+  const mark = daemon.proc.mark();
+  const lines = await talk(
+    [
+      ...LOGIN,
+      { send: 'TYPE I\r\n' },
+      { expect: true },
+      { send: 'EPSV\r\n' },
+      { expect: true },
+      { data: {}, wait: false },
+      { send: 'RETR pub/slow.bin\r\n' },
+      { expect: true },
+      { expect: true },
+      { dataDone: true },
+      { close: true },
+    ],
+    { port: 2122, timeout: 30_000 },
+  );
+  const data = lines.find((l) => l.event === 'data');
+  t.equal(data?.sha256, slowSum, 'the 1 MiB came whole');
+  t.match(replies(lines).at(-1), /^226 /, 'and the control connection was there to say 226');
+  const line = await daemon.waitClosed((l) => l.port === 2122, 10_000, mark);
+  t.equal(line.end, 'idle timeout', 'then, with nothing to do, the control connection idled out');
+  const transfer = daemon.proc.filter((l) => l.msg === 'ftp data closed' && l.port === 2122, mark)[0];
+  t.ok(Number(transfer?.ms) > 2000, 'the transfer took longer than the idle timeout', { ms: transfer?.ms });
+  const after = Date.parse(String(line.time)) - Date.parse(String(transfer?.time));
+  t.ok(after >= 1900, 'the control connection idled out an idle timeout after it ended, not during it', { after });
+});
