@@ -31,11 +31,19 @@ export type LogFields = Record<string, unknown>;
 /** What a session needs of the worker it runs in. */
 export interface SessionHost {
   /**
-   * Admits a data connection as the worker admits any: the rules (for the client and the
-   * translated address it dialled, as they are now) and the limits. A ticket to hand to
-   * relayData(), or undefined when `socket` was refused (reset, counted and logged).
+   * Admits a data connection before it is listened for, as the worker admits any connection:
+   * the rules (for the client and the translated address it dialled) and the limits, counted
+   * toward the client's source. A ticket, held by the listener and then by the data relay, or
+   * why not (counted and logged): the client gets that as a 425.
    */
-  admitData(socket: net.Socket, dialled: string, client: string, clientPort: number): object | undefined;
+  reserve(dialled: string, client: string, clientPort: number): object | string;
+  /** Gives back a ticket whose data connection never came. */
+  release(ticket: object): void;
+  /**
+   * The rules as they are when the data connection arrives (a reload may have changed them
+   * since its listener opened): false when `socket` was refused (reset, counted and logged).
+   */
+  recheck(socket: net.Socket, dialled: string, client: string, clientPort: number): boolean;
   /**
    * Relays a data connection (counted, drained and stopped with the worker's others) and calls
    * `closed` with its log fields once it is over. `reversed`: `accepted` is the server's side.
@@ -62,10 +70,21 @@ class DataListener {
   private readonly listener: Listener;
   private readonly timer: NodeJS.Timeout;
   private readonly onClose: (l: DataListener) => void;
+  /** The data connection's admission, until taken() hands it on; released if none comes. */
+  private ticket: object | undefined;
+  private readonly release: (ticket: object) => void;
   closed = false;
 
   /** Listens on a bound handle; throws with the errno name as `code` when the kernel refuses. */
-  constructor(handle: TcpHandle, onConnection: (l: DataListener, socket: net.Socket) => void, onClose: (l: DataListener) => void) {
+  constructor(
+    handle: TcpHandle,
+    ticket: object,
+    release: (ticket: object) => void,
+    onConnection: (l: DataListener, socket: net.Socket) => void,
+    onClose: (l: DataListener) => void,
+  ) {
+    this.ticket = ticket;
+    this.release = release;
     this.onClose = onClose;
     this.listener = new Listener(
       handle,
@@ -86,11 +105,21 @@ class DataListener {
     return this.listener.port ?? 0;
   }
 
+  /** Its one connection came: the listener closes, and the ticket is the connection's. */
+  taken(): object {
+    const ticket = this.ticket as object;
+    this.ticket = undefined;
+    this.close();
+    return ticket;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
     this.listener.close();
+    if (this.ticket !== undefined) this.release(this.ticket);
+    this.ticket = undefined;
     this.onClose(this);
   }
 }
@@ -277,35 +306,40 @@ export class FtpSession {
     for (const listener of [...this.listeners]) listener.close();
   }
 
-  /** Adds a listener, closing the oldest past the bound. */
-  private keep(listener: DataListener): void {
-    this.listeners.push(listener);
-    if (this.listeners.length > MAX_DATA_LISTENERS) this.listeners[0]?.close();
-  }
-
   private readonly forget = (listener: DataListener): void => {
     const i = this.listeners.indexOf(listener);
     if (i >= 0) this.listeners.splice(i, 1);
   };
 
-  /** Listens on `address`, one-shot, for a data connection; the listener, or why there is none. */
-  private listen(address: string, flags: number, onConnection: (l: DataListener, socket: net.Socket) => void): DataListener | string {
+  /**
+   * Listens on `address`, one-shot, for a data connection to `port` of the client's (the
+   * port it dials for a passive one): the listener, or why there is none.
+   */
+  private listen(address: string, flags: number, port: number, onConnection: (l: DataListener, socket: net.Socket) => void): DataListener | string {
     if (this.over) return 'the control connection is closing';
+    // At the bound the oldest goes first, so that its place is free for the new one.
+    while (this.listeners.length >= MAX_DATA_LISTENERS) this.listeners[0]?.close();
+    const ticket = this.host.reserve(this.peers.dst, this.peers.clientAddress, port);
+    if (typeof ticket === 'string') return ticket;
     const handle = bindHandle(address, 0, flags);
-    if (typeof handle === 'string') return `no port to listen on (${handle})`;
-    let listener: DataListener;
-    try {
-      listener = new DataListener(handle, onConnection, this.forget);
-    } catch (err) {
-      return `no port to listen on (${(err as NodeJS.ErrnoException).code})`;
+    let listener: DataListener | string;
+    if (typeof handle === 'string') {
+      listener = `no port to listen on (${handle})`;
+    } else {
+      try {
+        listener = new DataListener(handle, ticket, (held) => this.host.release(held), onConnection, this.forget);
+      } catch (err) {
+        listener = `no port to listen on (${(err as NodeJS.ErrnoException).code})`;
+      }
     }
-    this.keep(listener);
+    if (typeof listener === 'string') this.host.release(ticket);
+    else this.listeners.push(listener);
     return listener;
   }
 
   /** Listens on [::] for the client's passive-mode data connection to `server`. */
   private passive(server: HostPort4): number | string {
-    const listener = this.listen('::', UV_TCP_IPV6ONLY, (l, socket) => this.passiveConnection(l, socket, server));
+    const listener = this.listen('::', UV_TCP_IPV6ONLY, 0, (l, socket) => this.passiveConnection(l, socket, server));
     return typeof listener === 'string' ? listener : listener.port;
   }
 
@@ -315,16 +349,14 @@ export class FtpSession {
     const to = localAddress === undefined ? undefined : parseIPv6(localAddress);
     if (from !== parseIPv6(this.peers.clientAddress) || to !== parseIPv6(this.peers.dst)) {
       // Another client, or this one at another address: refused, and the listener still waits.
-      this.host.note(
-        { client: this.peers.client, from: `[${remoteAddress}]:${remotePort}`, to: localAddress },
-        'ftp: data connection refused (not from the control connection’s client)',
-      );
-      reset(socket);
+      this.refused(socket, `[${remoteAddress}]:${remotePort}`, 'not from the control connection’s client');
       return;
     }
-    listener.close();
-    const ticket = this.host.admitData(socket, localAddress as string, remoteAddress as string, remotePort ?? 0);
-    if (ticket === undefined) return;
+    const ticket = listener.taken();
+    if (!this.host.recheck(socket, this.peers.dst, this.peers.clientAddress, remotePort ?? 0)) {
+      this.host.release(ticket);
+      return;
+    }
     const backendHost = formatIPv4(server.ipv4);
     const toServer = dial(backendHost, server.port, this.host.source());
     const peers = { client: `[${remoteAddress}]:${remotePort}`, dst: this.peers.dst, backend: `${backendHost}:${server.port}` };
@@ -336,23 +368,21 @@ export class FtpSession {
   private active(clientPort: number): ActiveListener | string {
     const local = this.relay?.backend.localAddress;
     if (local === undefined) return 'the control connection is closing';
-    const listener = this.listen(local, 0, (l, socket) => this.activeConnection(l, socket, clientPort));
+    const listener = this.listen(local, 0, clientPort, (l, socket) => this.activeConnection(l, socket, clientPort));
     if (typeof listener === 'string') return listener;
     return { ipv4: parseIPv4(local) ?? 0, port: listener.port, cancel: () => listener.close() };
   }
 
   private activeConnection(listener: DataListener, socket: net.Socket, clientPort: number): void {
     if (socket.remoteAddress !== this.peers.backendHost) {
-      this.host.note(
-        { client: this.peers.client, from: `${socket.remoteAddress}:${socket.remotePort}` },
-        'ftp: data connection refused (not from the backend)',
-      );
-      reset(socket);
+      this.refused(socket, `${socket.remoteAddress}:${socket.remotePort}`, 'not from the backend');
       return;
     }
-    listener.close();
-    const ticket = this.host.admitData(socket, this.peers.dst, this.peers.clientAddress, clientPort);
-    if (ticket === undefined) return;
+    const ticket = listener.taken();
+    if (!this.host.recheck(socket, this.peers.dst, this.peers.clientAddress, clientPort)) {
+      this.host.release(ticket);
+      return;
+    }
     // From the translated address the client dialled, where the host lets a socket bind an
     // address it has only by a local route (net.ipv6.ip_nonlocal_bind); else from its own.
     const from = ipv6NonlocalBind() ? this.peers.dst : null;
@@ -360,6 +390,12 @@ export class FtpSession {
     const peers = { client: `[${this.peers.clientAddress}]:${clientPort}`, dst: this.peers.dst, backend: `${socket.remoteAddress}:${socket.remotePort}` };
     this.opened();
     this.host.relayData(socket, toClient, peers, ticket, true, this.dataClosed('active'));
+  }
+
+  /** A connection to a data listener from the wrong peer: reset; the listener waits on. */
+  private refused(socket: net.Socket, from: string, why: string): void {
+    this.host.note({ client: this.peers.client, from }, `ftp: data connection refused (${why})`);
+    reset(socket);
   }
 
   private opened(): void {

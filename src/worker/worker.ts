@@ -226,18 +226,27 @@ export class Worker {
 
   /** What FTP sessions ask of this worker: their data connections are admitted and relayed like any. */
   private readonly sessionHost: SessionHost = {
-    admitData: (socket, dialled, client, clientPort) => {
+    reserve: (dialled, client, clientPort) => {
       const decision = decide(this.compiled.translator, dialled, client, clientPort);
       if (!decision.relay) {
-        this.refuse(socket, decision.end, decision.client, { ...decision.fields, ftp: 'data' });
-        return undefined;
+        this.refuse(undefined, decision.end, decision.client, { ...decision.fields, ftp: 'data' });
+        return decision.fields.reason ?? decision.end;
       }
       const ticket = this.admission.admit(decision.source, decision.ipv4);
       if (typeof ticket === 'string') {
-        this.refuse(socket, 'limit', decision.client, { dst: decision.dst, backend: decision.backend, reason: ticket, ftp: 'data' });
-        return undefined;
+        this.refuse(undefined, 'limit', decision.client, { dst: decision.dst, backend: decision.backend, reason: ticket, ftp: 'data' });
+        return ticket;
       }
+      // A listener waiting for its connection holds a connection's place, not a pending connect's.
+      this.admission.established(ticket);
       return ticket;
+    },
+    release: (ticket) => this.admission.release(ticket as Ticket),
+    recheck: (socket, dialled, client, clientPort) => {
+      const decision = decide(this.compiled.translator, dialled, client, clientPort);
+      if (decision.relay) return true;
+      this.refuse(socket, decision.end, decision.client, { ...decision.fields, ftp: 'data' });
+      return false;
     },
     relayData: (accepted, dialled, peers, ticket, reversed, closed) => {
       const relay = new Relay(accepted, dialled, peers, this.compiled.timeouts, this.hooks);
@@ -286,8 +295,9 @@ export class Worker {
     this.afterClose?.();
   }
 
+  /** Counts and logs a refused connection, and resets its socket (none: a data connection refused before it came). */
   private refuse(
-    socket: net.Socket,
+    socket: net.Socket | undefined,
     end: 'not translated' | 'denied' | 'limit',
     client: string,
     fields: { readonly reason?: string; readonly [field: string]: unknown },
@@ -302,7 +312,7 @@ export class Worker {
       this.counts.notTranslated += 1;
     }
     bump(this.counts.ends, end);
-    reset(socket);
+    if (socket !== undefined) reset(socket);
     this.limited.info({ client, ...fields, up: 0, down: 0, ms: 0, end }, 'relay closed', fields.reason === undefined ? end : `${end}: ${fields.reason}`);
   }
 }

@@ -40,7 +40,8 @@ const config = {
     { port: 2122, protocol: 'ftp' as const },
   ],
   timeouts: { idle: '2s' },
-  limits: { connectionsPerSource: 3 },
+  // No rate limit here: the repeated transfers below open 300 data connections in a few seconds.
+  limits: { connectionsPerSource: 3, newConnectionsPerSecond: 0 },
   log: { level: 'debug' },
 };
 const daemon = await startDaemon(t, net, config);
@@ -51,8 +52,19 @@ async function talk(steps: unknown[], opts: { port?: number; local?: string; tim
   const spec = { host: dst, port: opts.port ?? 21, local: opts.local, timeout: (opts.timeout ?? 20_000) / 1000, steps };
   const proc = net.spawn('c6', process.execPath, [TALK, JSON.stringify(spec)], { label: 'c6: ftp-talk' });
   const exit = await proc.waitExit((opts.timeout ?? 20_000) + 5000);
-  if (exit.code !== 0) throw new Error(`ftp-talk exited ${exit.code}: ${JSON.stringify(proc.lines)}`);
+  if (exit.code !== 0) throw new Error(`ftp-talk exited ${exit.code}; its last events: ${JSON.stringify(proc.lines.slice(-8))}`);
+  await closedLine(proc.lines);
   return proc.lines;
+}
+
+/**
+ * Waits for the control connection's log line (written after its data connections'): a test
+ * that waits for it leaves no session of its own to the next.
+ */
+async function closedLine(lines: Line[]): Promise<void> {
+  const port = lines.find((l) => l.event === 'connected')?.port as number | undefined;
+  // A connection reset at once may never have seen its 'connect': its line is written already.
+  if (port !== undefined) await daemon.waitClosed((l) => String(l.client).endsWith(`]:${port}`), 5000);
 }
 
 const replies = (lines: Line[]) => lines.filter((l) => l.event === 'reply').map((l) => String(l.text));
@@ -175,12 +187,12 @@ t.test('a thousand EPSVs without a transfer hold at most two data listeners', as
   const got = proc.lines.filter((l) => l.event === 'reply').slice(2, 1002);
   t.equal(got.filter((l) => /^229 /.test(String(l.text))).length, 1000, 'each EPSV got its 229');
   await proc.waitExit(10_000);
-  await daemon.waitClosed((l) => l.port === 21 && typeof l.data === 'object', 5000);
+  await closedLine(proc.lines);
   t.strictSame({ fds: await fds(), listening: await listening() }, before, 'after QUIT: nothing left');
 });
 
-t.test("data connections count toward the source's connections", async (t) => {
-  // connectionsPerSource is 3: one control connection and its data connection take two.
+t.test("data connections count toward the source's connections: past the limit an EPSV gets 425", async (t) => {
+  // connectionsPerSource is 3. A control connection and its data connection take two.
   const mark = daemon.proc.mark();
   const holder = net.spawn('c6', process.execPath, [
     TALK,
@@ -188,24 +200,35 @@ t.test("data connections count toward the source's connections", async (t) => {
       host: dst,
       port: 2122,
       timeout: 30,
-      steps: [...LOGIN, { send: 'EPSV\r\n' }, { expect: true }, { data: {}, wait: false }, { hold: 1500 }, { send: 'QUIT\r\n' }, { expect: true }],
+      steps: [...LOGIN, { send: 'EPSV\r\n' }, { expect: true }, { data: {}, wait: false }, { hold: 3000 }, { send: 'QUIT\r\n' }, { expect: true }],
     }),
   ]);
   await holder.waitFor((l) => l.event === 'holding', { timeout: 10_000 });
-  const second = await talk([...LOGIN, { send: 'NOOP\r\n' }, { expect: true }], { port: 2122 });
-  t.match(replies(second)[2], /^200 /, 'a second control connection is the third connection: admitted');
-  const third = net.spawn('c6', process.execPath, [TALK, JSON.stringify({ host: dst, port: 2122, timeout: 10, steps: [...LOGIN, { hold: 1000 }] })]);
-  await third.waitFor((l) => l.event === 'holding', { timeout: 10_000 });
+  // A second control connection is the third: admitted. Its EPSV would be the fourth.
+  const second = net.spawn('c6', process.execPath, [
+    TALK,
+    JSON.stringify({ host: dst, port: 2122, timeout: 30, steps: [...LOGIN, { send: 'EPSV\r\nNOOP\r\n' }, { expect: true }, { expect: true }, { hold: 1000 }] }),
+  ]);
+  await second.waitFor((l) => l.event === 'holding', { timeout: 10_000 });
+  t.strictSame(
+    second.lines.filter((l) => l.event === 'reply').map((l) => l.text),
+    ['220 (vsFTPd 3.0.3)\r\n', '230 Login successful.\r\n', "425 Can't open data connection: connections per source.\r\n", '200 NOOP ok.\r\n'],
+    'the EPSV got 425 with the limit it hit, and nothing reached vsftpd for it; the session goes on',
+  );
+  const refusedData = await daemon.proc.waitFor((l) => l.end === 'limit' && l.ftp === 'data', { timeout: 5000, from: mark });
+  t.equal(refusedData.reason, 'connections per source', 'logged as a data connection refused at its limit');
   const fourth = await talk([{ expect: true }], { port: 2122 });
   t.match(
     fourth.find((l) => l.event === 'reply'),
     { code: 0 },
-    'a fourth is refused: no greeting',
+    'a third control connection, the fourth connection, is refused: no greeting',
   );
-  const refused = await daemon.proc.waitFor((l) => l.msg === 'relay closed' && l.end === 'limit', { timeout: 5000, from: mark });
+  const refused = await daemon.proc.waitFor((l) => l.msg === 'relay closed' && l.end === 'limit' && l.ftp === undefined, { timeout: 5000, from: mark });
   t.equal(refused.reason, 'connections per source');
   await holder.waitExit(10_000);
-  await third.waitExit(10_000);
+  await second.waitExit(10_000);
+  await closedLine(holder.lines);
+  await closedLine(second.lines);
 });
 
 t.test('a data connection under the rules as they are now: a reload that denies the server refuses it', async (t) => {
@@ -229,6 +252,7 @@ t.test('a data connection under the rules as they are now: a reload that denies 
   const r = await runCli(net, ['reload', '-c', daemon.configFile], 30_000, false);
   t.equal(r.code, 0, 'reloaded', { stderr: r.stderr });
   await proc.waitExit(15_000);
+  await closedLine(proc.lines);
   t.match(
     proc.lines.find((l) => l.event === 'data'),
     { end: 'ECONNRESET', bytes: 0 },
@@ -267,4 +291,83 @@ t.test('a slow transfer keeps its control connection from idling out; after it, 
   t.ok(Number(transfer?.ms) > 2000, 'the transfer took longer than the idle timeout', { ms: transfer?.ms });
   const after = Date.parse(String(line.time)) - Date.parse(String(transfer?.time));
   t.ok(after >= 1900, 'the control connection idled out an idle timeout after it ended, not during it', { after });
+});
+
+t.test('pipelined in one write: ALGS, LPSV, EPSV ALL answered in order, among the server replies', async (t) => {
+  await makeFile(join(ftp.root, 'pub', 'pipelined'), 1000);
+  const lines = await talk([
+    { expect: true },
+    { send: 'USER anonymous\r\nALGS STATUS64\r\nNOOP\r\nCWD pub\r\nLPSV\r\n' },
+    ...Array.from({ length: 5 }, () => ({ expect: true })),
+    { data: {}, wait: false },
+    { send: 'LIST\r\n' },
+    { expect: true },
+    { expect: true },
+    { dataDone: true },
+    { send: 'EPSV ALL\r\nPORT 198,18,0,9,1,1\r\nLPSV\r\nEPSV\r\n' },
+    ...Array.from({ length: 4 }, () => ({ expect: true })),
+  ]);
+  t.strictSame(
+    replies(lines).map((r) => r.slice(0, 3)),
+    ['220', '230', '216', '200', '250', '228', '150', '226', '200', '503', '503', '229'],
+    "each reply in its command's turn: the gateway's 216 after the server's 230; after EPSV ALL only EPSV opens a data connection",
+  );
+  t.match(
+    replies(lines)[5],
+    /^228 Entering Long Passive Mode \(6,16,0,100,255,155,0,1,0,0,0,0,0,0,198,18,0,2,2,\d+,\d+\)\r\n$/,
+    'LPSV: 228 with the translated address',
+  );
+  t.match(
+    lines.find((l) => l.event === 'data'),
+    { end: 'eof' },
+    'and its data connection carried the listing',
+  );
+});
+
+for (const mode of ['passive', 'active'] as const) {
+  t.test(`${mode}: a client that resets its data connection mid-transfer: the server sees the reset, the log says who`, async (t) => {
+    await makeFile(join(ftp.root, 'pub', 'reset-me'), 8 * 1024 * 1024);
+    const mark = daemon.proc.mark();
+    const open =
+      mode === 'passive'
+        ? [{ send: 'EPSV\r\n' }, { expect: true }, { data: { resetAfter: 100_000 }, wait: false }]
+        : [{ eprt: { resetAfter: 100_000 }, wait: false }, { expect: true }];
+    const lines = await talk([
+      ...LOGIN,
+      { send: 'TYPE I\r\n' },
+      { expect: true },
+      ...open,
+      { send: 'RETR pub/reset-me\r\n' },
+      { expect: true },
+      { expect: true },
+      { dataDone: true },
+    ]);
+    t.match(
+      lines.find((l) => l.event === 'data'),
+      { end: 'reset sent' },
+    );
+    t.match(replies(lines).at(-1), /^426 /, 'vsftpd saw its data connection fail: 426');
+    const data = await daemon.proc.waitFor((l) => l.msg === 'ftp data closed' && l.port === 21, { timeout: 5000, from: mark });
+    t.match(data, { end: 'reset by client', mode }, 'logged as a reset by the client');
+    t.ok(Number(data.down) >= 100_000 && Number(data.down) < 8 * 1024 * 1024, 'with the bytes that went down before it', { down: data.down });
+  });
+}
+
+t.test('transfers back to back in one session, repeated: every file whole, in both modes', async (t) => {
+  const size = 70_000; // over one read of the relay's shared buffer
+  const sum = await makeFile(join(ftp.root, 'pub', 'round.bin'), size);
+  const ROUNDS = 150;
+  for (const mode of ['passive', 'active'] as const) {
+    const open = mode === 'passive' ? [{ send: 'EPSV\r\n' }, { expect: true }, { data: {}, wait: false }] : [{ eprt: {}, wait: false }, { expect: true }];
+    const round = [...open, { send: 'RETR pub/round.bin\r\n' }, { expect: true }, { expect: true }, { dataDone: true }];
+    const started = Date.now();
+    const lines = await talk([...LOGIN, { send: 'TYPE I\r\n' }, { expect: true }, { repeat: ROUNDS, steps: round }, { send: 'QUIT\r\n' }, { expect: true }], {
+      timeout: 20_000,
+    });
+    const data = lines.filter((l) => l.event === 'data');
+    const failures = data.filter((l) => l.end !== 'eof' || l.bytes !== size || l.sha256 !== sum).length + (ROUNDS - data.length);
+    const complete = replies(lines).filter((r) => r.startsWith('226 ')).length;
+    t.equal(failures, 0, `${mode}: ${failures} failures in ${ROUNDS} rounds (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    t.equal(complete, ROUNDS, `${mode}: and ${complete} replies 226`);
+  }
 });
