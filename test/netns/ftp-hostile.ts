@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse, stringify } from 'yaml';
-import { ADDR, buildNetwork, translate, type Line } from '../fixtures/netns.js';
+import { ADDR, buildNetwork, translate, type Line, type Proc } from '../fixtures/netns.js';
 import { PERMIT_CLIENT_TO_S4, runCli, startDaemon } from '../fixtures/daemon.js';
 import { makeFile, requireFtpTools, startVsftpd } from '../fixtures/ftp.js';
 
@@ -33,11 +33,23 @@ const bouncer = await startVsftpd(t, net, { port: 2121, extra: [`pasv_address=${
 const slow = await startVsftpd(t, net, { port: 2122, extra: ['anon_max_rate=262144'] });
 const slowSum = await makeFile(join(slow.root, 'pub', 'slow.bin'), 1024 * 1024);
 
+// A broken server: a multi-line greeting, then a reply line of 10,000 bytes to LONG.
+const broken = net.spawn('s4', process.execPath, [
+  '-e',
+  `require('net').createServer((s) => {
+     s.on('error', () => {});
+     s.write('220-Welcome\\r\\n220-  to a broken server\\r\\n220 ready\\r\\n');
+     s.on('data', (d) => s.write(String(d).startsWith('LONG') ? '200-' + 'x'.repeat(10000) + '\\r\\n' : '200 ok\\r\\n'));
+   }).listen(2125, '${ADDR.server4}', () => console.log(JSON.stringify({ event: 'listening' })));`,
+]);
+await broken.waitFor((l) => l.event === 'listening', { timeout: 10_000 });
+
 const config = {
   services: [
     { port: 21, protocol: 'ftp' as const },
     { port: 2121, protocol: 'ftp' as const },
     { port: 2122, protocol: 'ftp' as const },
+    { port: 2125, protocol: 'ftp' as const },
   ],
   timeouts: { idle: '2s' },
   // No rate limit here: the repeated transfers below open 300 data connections in a few seconds.
@@ -48,9 +60,20 @@ const daemon = await startDaemon(t, net, config);
 const dst = translate(ADDR.server4);
 
 /** Runs ftp-talk in `from` (c6) with these steps on the control connection to dst:`port`; its events. */
-async function talk(steps: unknown[], opts: { port?: number; local?: string; timeout?: number } = {}): Promise<Line[]> {
+interface TalkOptions {
+  port?: number;
+  local?: string;
+  timeout?: number;
+}
+
+/** Starts ftp-talk in c6 with these steps on a control connection to dst:`port` (default 21). */
+function spawnTalk(steps: unknown[], opts: TalkOptions = {}): Proc {
   const spec = { host: dst, port: opts.port ?? 21, local: opts.local, timeout: (opts.timeout ?? 20_000) / 1000, steps };
-  const proc = net.spawn('c6', process.execPath, [TALK, JSON.stringify(spec)], { label: 'c6: ftp-talk' });
+  return net.spawn('c6', process.execPath, [TALK, JSON.stringify(spec)], { label: 'c6: ftp-talk' });
+}
+
+async function talk(steps: unknown[], opts: TalkOptions = {}): Promise<Line[]> {
+  const proc = spawnTalk(steps, opts);
   const exit = await proc.waitExit((opts.timeout ?? 20_000) + 5000);
   if (exit.code !== 0) throw new Error(`ftp-talk exited ${exit.code}; its last events: ${JSON.stringify(proc.lines.slice(-8))}`);
   await closedLine(proc.lines);
@@ -171,15 +194,10 @@ t.test('a thousand EPSVs without a transfer hold at most two data listeners', as
   const fds = async () => (await net.run('xl', 'ls', [`/proc/${pid}/fd`])).stdout.trim().split('\n').length;
   const listening = async () => (await net.run('xl', 'ss', ['-Hltn'])).stdout.split('\n').filter((l) => l.trim() !== '' && !/:(21|2121|2122)\s/.test(l)).length;
   const before = { fds: await fds(), listening: await listening() };
-  const proc = net.spawn('c6', process.execPath, [
-    TALK,
-    JSON.stringify({
-      host: dst,
-      port: 21,
-      timeout: 60,
-      steps: [...LOGIN, { repeat: 1000, steps: [{ send: 'EPSV\r\n' }, { expect: true }] }, { hold: 3000 }, { send: 'QUIT\r\n' }, { expect: true }],
-    }),
-  ]);
+  const proc = spawnTalk(
+    [...LOGIN, { repeat: 1000, steps: [{ send: 'EPSV\r\n' }, { expect: true }] }, { hold: 3000 }, { send: 'QUIT\r\n' }, { expect: true }],
+    { port: 21, timeout: 60_000 },
+  );
   await proc.waitFor((l) => l.event === 'holding', { timeout: 60_000, what: 'the thousand EPSVs' });
   const during = { fds: await fds(), listening: await listening() };
   t.equal(during.listening - before.listening, 2, 'two listeners, the newest ones', { before, during });
@@ -194,21 +212,13 @@ t.test('a thousand EPSVs without a transfer hold at most two data listeners', as
 t.test("data connections count toward the source's connections: past the limit an EPSV gets 425", async (t) => {
   // connectionsPerSource is 3. A control connection and its data connection take two.
   const mark = daemon.proc.mark();
-  const holder = net.spawn('c6', process.execPath, [
-    TALK,
-    JSON.stringify({
-      host: dst,
-      port: 2122,
-      timeout: 30,
-      steps: [...LOGIN, { send: 'EPSV\r\n' }, { expect: true }, { data: {}, wait: false }, { hold: 3000 }, { send: 'QUIT\r\n' }, { expect: true }],
-    }),
-  ]);
+  const holder = spawnTalk(
+    [...LOGIN, { send: 'EPSV\r\n' }, { expect: true }, { data: {}, wait: false }, { hold: 3000 }, { send: 'QUIT\r\n' }, { expect: true }],
+    { port: 2122, timeout: 30_000 },
+  );
   await holder.waitFor((l) => l.event === 'holding', { timeout: 10_000 });
   // A second control connection is the third: admitted. Its EPSV would be the fourth.
-  const second = net.spawn('c6', process.execPath, [
-    TALK,
-    JSON.stringify({ host: dst, port: 2122, timeout: 30, steps: [...LOGIN, { send: 'EPSV\r\nNOOP\r\n' }, { expect: true }, { expect: true }, { hold: 1000 }] }),
-  ]);
+  const second = spawnTalk([...LOGIN, { send: 'EPSV\r\nNOOP\r\n' }, { expect: true }, { expect: true }, { hold: 1000 }], { port: 2122, timeout: 30_000 });
   await second.waitFor((l) => l.event === 'holding', { timeout: 10_000 });
   t.strictSame(
     second.lines.filter((l) => l.event === 'reply').map((l) => l.text),
@@ -232,16 +242,11 @@ t.test("data connections count toward the source's connections: past the limit a
 });
 
 t.test('a data connection under the rules as they are now: a reload that denies the server refuses it', async (t) => {
-  const proc = net.spawn('c6', process.execPath, [
-    TALK,
-    JSON.stringify({
-      host: dst,
-      port: 21,
-      timeout: 30,
-      // NOOPs while the test reloads, so that the control connection does not idle out (2 s).
-      steps: [...LOGIN, { send: 'EPSV\r\n' }, { expect: true }, { repeat: 8, steps: [{ hold: 500 }, { send: 'NOOP\r\n' }, { expect: true }] }, { data: {} }],
-    }),
-  ]);
+  const proc = spawnTalk(
+    // NOOPs while the test reloads, so that the control connection does not idle out (2 s).
+    [...LOGIN, { send: 'EPSV\r\n' }, { expect: true }, { repeat: 8, steps: [{ hold: 500 }, { send: 'NOOP\r\n' }, { expect: true }] }, { data: {} }],
+    { port: 21, timeout: 30_000 },
+  );
   await proc.waitFor((l) => l.event === 'holding', { timeout: 10_000 });
   const original = await readFile(daemon.configFile, 'utf8');
   const denying = parse(original) as { rules: unknown[] };
@@ -306,10 +311,15 @@ t.test('pipelined in one write: ALGS, LPSV, EPSV ALL answered in order, among th
     { dataDone: true },
     { send: 'EPSV ALL\r\nPORT 198,18,0,9,1,1\r\nLPSV\r\nEPSV\r\n' },
     ...Array.from({ length: 4 }, () => ({ expect: true })),
+    // A command cut in two reads (faithd's own parser took only a command that came whole).
+    { send: 'EP' },
+    { hold: 200 },
+    { send: 'SV\r\n' },
+    { expect: true },
   ]);
   t.strictSame(
     replies(lines).map((r) => r.slice(0, 3)),
-    ['220', '230', '216', '200', '250', '228', '150', '226', '200', '503', '503', '229'],
+    ['220', '230', '216', '200', '250', '228', '150', '226', '200', '503', '503', '229', '229'],
     "each reply in its command's turn: the gateway's 216 after the server's 230; after EPSV ALL only EPSV opens a data connection",
   );
   t.match(
@@ -370,4 +380,53 @@ t.test('transfers back to back in one session, repeated: every file whole, in bo
     t.equal(failures, 0, `${mode}: ${failures} failures in ${ROUNDS} rounds (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     t.equal(complete, ROUNDS, `${mode}: and ${complete} replies 226`);
   }
+});
+
+t.test('a server reply line over 8 KiB: 421 to the client, and the control connection is closed', async (t) => {
+  const mark = daemon.proc.mark();
+  const lines = await talk([{ expect: true }, { send: 'NOOP\r\n' }, { expect: true }, { send: 'LONG\r\n' }, { close: true }], { port: 2125 });
+  t.equal(replies(lines)[0], '220-Welcome\r\n220-  to a broken server\r\n220 ready\r\n', 'the multi-line greeting passed byte for byte');
+  t.equal(replies(lines)[1], '200 ok\r\n');
+  t.match(lines.find((l) => l.event === 'closed')?.received, /^421 The server sent a line too long; closing the control connection\.\r\n$/);
+  const line = await daemon.waitClosed((l) => l.port === 2125, 5000, mark);
+  t.match(line, { end: 'protocol error', error: 'a reply line over 8192 bytes' });
+});
+
+t.test("active mode: a connection to the gateway's listener from another IPv4 host is refused; the server's still gets through", async (t) => {
+  await makeFile(join(ftp.root, 'pub', 'active.bin'), 100_000);
+  const from = (await ftp.commands()).length;
+  const proc = spawnTalk(
+    [
+      ...LOGIN,
+      { send: 'TYPE I\r\n' },
+      { expect: true },
+      { eprt: {}, wait: false },
+      { expect: true },
+      { hold: 1500 },
+      { send: 'RETR pub/active.bin\r\n' },
+      { expect: true },
+      { expect: true },
+      { dataDone: true },
+    ],
+    { port: 21, timeout: 30_000 },
+  );
+  await proc.waitFor((l) => l.event === 'holding', { timeout: 10_000 });
+  const port = (await ftp.commands()).slice(from).find((c) => c.verb === 'PORT');
+  const [, p1, p2] = /,(\d+),(\d+)$/.exec(port?.line ?? '') ?? [];
+  t.ok(p1 !== undefined, 'vsftpd got a PORT naming the gateway', { port });
+  // From s4's other address, to the port the PORT named.
+  const script = `const s=require('net').connect({host:'${ADDR.xl4}',port:${Number(p1) * 256 + Number(p2)},localAddress:'${ADDR.closed4}'});s.on('data',()=>{});s.on('error',(e)=>{console.log(e.code);process.exit(0)});s.on('close',()=>{console.log('closed');process.exit(0)})`;
+  const { stdout } = await net.run('s4', process.execPath, ['-e', script]);
+  t.equal(stdout.trim(), 'ECONNRESET', 'reset');
+  await proc.waitExit(15_000);
+  await closedLine(proc.lines);
+  t.match(
+    proc.lines.find((l) => l.event === 'data'),
+    { end: 'eof', bytes: 100_000 },
+    "the server's own connection came through after it",
+  );
+  t.ok(
+    daemon.proc.lines.some((l) => l.msg === 'ftp: data connection refused (not from the backend)' && String(l.from).startsWith(`${ADDR.closed4}:`)),
+    'the refusal is logged',
+  );
 });
