@@ -149,8 +149,9 @@ class ControlDirection implements Direction {
 }
 
 export interface SessionPeers {
-  /** The client's address and the translated address it dialled, as text. */
+  /** The client's address and port and the translated address it dialled, as text. */
   readonly clientAddress: string;
+  readonly clientPort: number;
   readonly dst: string;
   /** The backend's IPv4 address, as text. */
   readonly backendHost: string;
@@ -339,7 +340,8 @@ export class FtpSession {
 
   /** Listens on [::] for the client's passive-mode data connection to `server`. */
   private passive(server: HostPort4): number | string {
-    const listener = this.listen('::', UV_TCP_IPV6ONLY, 0, (l, socket) => this.passiveConnection(l, socket, server));
+    // Its port is not known before it connects: admitted (and, if refused, logged) under the control connection's.
+    const listener = this.listen('::', UV_TCP_IPV6ONLY, this.peers.clientPort, (l, socket) => this.passiveConnection(l, socket, server));
     return typeof listener === 'string' ? listener : listener.port;
   }
 

@@ -5,9 +5,10 @@ import { READ_INTO } from './pump.js';
 export const KEEPALIVE_DELAY = 60_000;
 
 /**
- * Opens the connection to a backend (an FTP gateway's data connection to its IPv6 client too), set up as the relay needs it: half-open allowed,
- * TCP_NODELAY so that the relay adds no Nagle delay, keepalive, and reading into the relay's
- * buffers. The socket is still connecting when it is returned; the Relay given it times that.
+ * Opens the connection to an IPv4 backend (or, for the FTP gateway's active mode, to an IPv6
+ * client), set up as the relay needs it: half-open allowed, TCP_NODELAY so that the relay adds
+ * no Nagle delay, keepalive, and reading into the relay's buffers. The socket is still
+ * connecting when it is returned; the Relay given it times that.
  *
  * With a `source`, the socket is bound to that address first. Node offers only that (libuv's
  * bind with port 0, then connect); it has no IP_BIND_ADDRESS_NO_PORT, so the kernel picks the

@@ -57,7 +57,7 @@ export const pool = new BufferPool();
 
 /**
  * One direction of a relayed connection, as the sockets' reads see it: Pump below, or a
- * protocol gateway's (src/ftp/control-stream.ts). `own` is where the socket's next read lands
+ * protocol gateway's (src/ftp/session.ts). `own` is where the socket's next read lands
  * (the shared buffer when undefined).
  */
 export interface Direction {

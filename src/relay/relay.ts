@@ -61,7 +61,7 @@ export interface RelayResult {
 }
 
 /**
- * The two directions of a connection whose bytes a gateway reads (src/ftp/control-stream.ts)
+ * The two directions of a connection whose bytes a gateway reads (src/ftp/session.ts)
  * rather than Pump's plain copy; made once the backend has answered.
  */
 export type Splice = (relay: Relay) => { readonly up: Direction; readonly down: Direction };

@@ -17,11 +17,10 @@ import { CONNECT_FAILURES, Relay, reset, type EndReason, type RelayHooks, type R
 import { FtpSession, type LogFields, type SessionHost } from '../ftp/session.js';
 
 /**
- * Descriptors an admitted connection may hold: its two sockets; an FTP control connection also
- * its data listeners (src/ftp/session.ts). Each data connection is admitted on its own.
+ * Descriptors kept free beyond two per admitted connection (its two sockets; an FTP data
+ * listener, admitted as its connection-to-be, holds one): for the sockets accepted only to be
+ * refused.
  */
-const DESCRIPTORS = { tcp: 2, ftp: 4 } as const;
-/** Descriptors kept free beyond those of the relays: for the sockets accepted only to be refused. */
 const DESCRIPTOR_HEADROOM = 16;
 /** How often the descriptor limit is read again (prlimit can change it under a running worker). */
 const DESCRIPTOR_CHECK = 1_000;
@@ -94,8 +93,7 @@ export class Worker {
     const baseline = openDescriptors();
     const update = (): void => {
       const limit = openFileLimit();
-      const each = DESCRIPTORS[this.compiled.protocol];
-      if (limit !== undefined) this.admission.setDescriptorCap(Math.floor((limit - baseline - DESCRIPTOR_HEADROOM) / each));
+      if (limit !== undefined) this.admission.setDescriptorCap(Math.floor((limit - baseline - DESCRIPTOR_HEADROOM) / 2));
     };
     update();
     this.descriptorTimer = setInterval(update, DESCRIPTOR_CHECK);
@@ -214,7 +212,7 @@ export class Worker {
       compiled.protocol === 'ftp'
         ? new FtpSession(
             this.sessionHost,
-            { clientAddress: decision.clientAddress, dst, backendHost: decision.backendHost, client: decision.client },
+            { clientAddress: decision.clientAddress, clientPort: decision.clientPort, dst, backendHost: decision.backendHost, client: decision.client },
             { client: decision.source, dialled: decision.dialled, backend: decision.ipv4 },
           )
         : undefined;

@@ -430,3 +430,44 @@ t.test("active mode: a connection to the gateway's listener from another IPv4 ho
     'the refusal is logged',
   );
 });
+
+// Last: it stops the daemon.
+t.test('a stop drains an FTP session: its transfer finishes, it may start another, and then faithd6 exits', async (t) => {
+  const small = await makeFile(join(slow.root, 'pub', 'after.bin'), 10_000);
+  const proc = spawnTalk(
+    [
+      ...LOGIN,
+      { send: 'TYPE I\r\n' },
+      { expect: true },
+      { send: 'EPSV\r\n' },
+      { expect: true },
+      { data: {}, wait: false },
+      { send: 'RETR pub/slow.bin\r\n' },
+      { expect: true },
+      { hold: 500 },
+      { expect: true },
+      { dataDone: true },
+      { send: 'EPSV\r\n' },
+      { expect: true },
+      { data: {}, wait: false },
+      { send: 'RETR pub/after.bin\r\n' },
+      { expect: true },
+      { expect: true },
+      { dataDone: true },
+      { send: 'QUIT\r\n' },
+      { expect: true },
+    ],
+    { port: 2122, timeout: 30_000 },
+  );
+  await proc.waitFor((l) => l.event === 'holding', { timeout: 10_000 });
+  const stopping = Date.now();
+  const exited = daemon.stop(30_000);
+  const talked = await proc.waitExit(30_000);
+  const exit = await exited;
+  t.equal(talked.code, 0, 'the session ran to its QUIT');
+  const data = proc.lines.filter((l) => l.event === 'data');
+  t.match(data, [{ sha256: slowSum }, { sha256: small }], 'the transfer under way when the stop came finished whole, and the next one after it');
+  t.match(replies(proc.lines).at(-1), /^221 /);
+  t.equal(exit.code, 0, 'then faithd6 exited 0');
+  t.ok(Date.now() - stopping >= 1000, 'after the session, not at once');
+});
