@@ -431,10 +431,10 @@ t.test('the real CLI: node bin/faithd6 check -c FIFO exits 78 at once', { skip: 
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   const ms = performance.now() - started;
+  // A CLI that read the FIFO would never return: it is killed at 10 s, with no exit status.
+  // How long node takes to start on a loaded machine is no part of it (once 2.02 s in CI).
   t.equal(code, EXIT.CONFIG, stderr);
   t.equal(stderr.trim(), `faithd6: cannot use ${fifo}: not a regular file (a FIFO)`);
-  // Most of this is node starting and loading the CLI; reading the FIFO would never return.
-  t.ok(ms < 2 * BOUND_MS, `within ${2 * BOUND_MS} ms including node's start-up (${ms.toFixed(1)} ms)`);
   figures.push(`node bin/faithd6 check -c FIFO: exit ${String(code)} in ${ms.toFixed(1)} ms (with node start-up)`);
 });
 

@@ -92,6 +92,21 @@ async function closedLine(lines: Line[]): Promise<void> {
 
 const replies = (lines: Line[]) => lines.filter((l) => l.event === 'reply').map((l) => String(l.text));
 const LOGIN = [{ expect: true }, { send: 'USER anonymous\r\n' }, { expect: true }];
+const BINARY = [{ send: 'TYPE I\r\n' }, { expect: true }];
+
+/** EPSV, then RETR `file` over it: its 150 and its 226 read (with `meanwhile` between them), the data read whole. */
+function passiveRetr(file: string, meanwhile: unknown[] = []): unknown[] {
+  return [
+    { send: 'EPSV\r\n' },
+    { expect: true },
+    { data: {}, wait: false },
+    { send: `RETR ${file}\r\n` },
+    { expect: true },
+    ...meanwhile,
+    { expect: true },
+    { dataDone: true },
+  ];
+}
 
 /** How many connections the translator opened while `body` ran. */
 async function dialled(body: () => Promise<void>): Promise<number> {
@@ -271,22 +286,7 @@ t.test('a data connection under the rules as they are now: a reload that denies 
 
 t.test('a slow transfer keeps its control connection from idling out; after it, idling counts again', async (t) => {
   const mark = daemon.proc.mark();
-  const lines = await talk(
-    [
-      ...LOGIN,
-      { send: 'TYPE I\r\n' },
-      { expect: true },
-      { send: 'EPSV\r\n' },
-      { expect: true },
-      { data: {}, wait: false },
-      { send: 'RETR pub/slow.bin\r\n' },
-      { expect: true },
-      { expect: true },
-      { dataDone: true },
-      { close: true },
-    ],
-    { port: 2122, timeout: 30_000 },
-  );
+  const lines = await talk([...LOGIN, ...BINARY, ...passiveRetr('pub/slow.bin'), { close: true }], { port: 2122, timeout: 30_000 });
   const data = lines.find((l) => l.event === 'data');
   t.equal(data?.sha256, slowSum, 'the 1 MiB came whole');
   t.match(replies(lines).at(-1), /^226 /, 'and the control connection was there to say 226');
@@ -342,16 +342,7 @@ for (const mode of ['passive', 'active'] as const) {
       mode === 'passive'
         ? [{ send: 'EPSV\r\n' }, { expect: true }, { data: { resetAfter: 100_000 }, wait: false }]
         : [{ eprt: { resetAfter: 100_000 }, wait: false }, { expect: true }];
-    const lines = await talk([
-      ...LOGIN,
-      { send: 'TYPE I\r\n' },
-      { expect: true },
-      ...open,
-      { send: 'RETR pub/reset-me\r\n' },
-      { expect: true },
-      { expect: true },
-      { dataDone: true },
-    ]);
+    const lines = await talk([...LOGIN, ...BINARY, ...open, { send: 'RETR pub/reset-me\r\n' }, { expect: true }, { expect: true }, { dataDone: true }]);
     t.match(
       lines.find((l) => l.event === 'data'),
       { end: 'reset sent' },
@@ -371,7 +362,7 @@ t.test('transfers back to back in one session, repeated: every file whole, in bo
     const open = mode === 'passive' ? [{ send: 'EPSV\r\n' }, { expect: true }, { data: {}, wait: false }] : [{ eprt: {}, wait: false }, { expect: true }];
     const round = [...open, { send: 'RETR pub/round.bin\r\n' }, { expect: true }, { expect: true }, { dataDone: true }];
     const started = Date.now();
-    const lines = await talk([...LOGIN, { send: 'TYPE I\r\n' }, { expect: true }, { repeat: ROUNDS, steps: round }, { send: 'QUIT\r\n' }, { expect: true }], {
+    const lines = await talk([...LOGIN, ...BINARY, { repeat: ROUNDS, steps: round }, { send: 'QUIT\r\n' }, { expect: true }], {
       timeout: 20_000,
     });
     const data = lines.filter((l) => l.event === 'data');
@@ -398,8 +389,7 @@ t.test("active mode: a connection to the gateway's listener from another IPv4 ho
   const proc = spawnTalk(
     [
       ...LOGIN,
-      { send: 'TYPE I\r\n' },
-      { expect: true },
+      ...BINARY,
       { eprt: {}, wait: false },
       { expect: true },
       { hold: 1500 },
@@ -435,28 +425,7 @@ t.test("active mode: a connection to the gateway's listener from another IPv4 ho
 t.test('a stop drains an FTP session: its transfer finishes, it may start another, and then faithd6 exits', async (t) => {
   const small = await makeFile(join(slow.root, 'pub', 'after.bin'), 10_000);
   const proc = spawnTalk(
-    [
-      ...LOGIN,
-      { send: 'TYPE I\r\n' },
-      { expect: true },
-      { send: 'EPSV\r\n' },
-      { expect: true },
-      { data: {}, wait: false },
-      { send: 'RETR pub/slow.bin\r\n' },
-      { expect: true },
-      { hold: 500 },
-      { expect: true },
-      { dataDone: true },
-      { send: 'EPSV\r\n' },
-      { expect: true },
-      { data: {}, wait: false },
-      { send: 'RETR pub/after.bin\r\n' },
-      { expect: true },
-      { expect: true },
-      { dataDone: true },
-      { send: 'QUIT\r\n' },
-      { expect: true },
-    ],
+    [...LOGIN, ...BINARY, ...passiveRetr('pub/slow.bin', [{ hold: 500 }]), ...passiveRetr('pub/after.bin'), { send: 'QUIT\r\n' }, { expect: true }],
     { port: 2122, timeout: 30_000 },
   );
   await proc.waitFor((l) => l.event === 'holding', { timeout: 10_000 });
