@@ -75,6 +75,12 @@ export function formatStatus(status: DaemonStatus, file: FileCheck): string {
   if (reload === null) lines.push('last reload: none');
   else if (reload.ok) lines.push(`last reload: ${reload.at}, applied (${reload.changes.length === 0 ? 'no changes' : reload.changes.join('; ')})`);
   else lines.push(`last reload: ${reload.at}, REFUSED, the running config is unchanged: ${reload.error ?? ''}`);
+  const a = status.announce;
+  if (a === null) lines.push('announced: not configured (no announce.birdSocket)');
+  else {
+    lines.push(`announced: ${a.announced ? 'yes' : 'no'} (${a.reason}), BIRD protocol ${a.protocol} on ${a.socket}`);
+    if (a.error !== null) lines.push(`  BIRD: ${a.error}`);
+  }
   for (const port of status.ports) {
     const n = port.workers.length;
     lines.push(`port ${port.port} -> backend port ${port.backendPort}, ${n} worker${n === 1 ? '' : 's'}: ${counters(port.totals)}`);

@@ -224,6 +224,38 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false, description: 'Prometheus metrics', default: {}, 'x-reload': 'restart' },
       ),
     ),
+    announce: Type.Optional(
+      Type.Object(
+        {
+          birdSocket: Type.Optional(
+            Formatted<string | null>('absolute-path', {
+              pattern: '^/',
+              description: "BIRD's control socket, such as /run/bird/bird.ctl; not set: faithd6 announces nothing",
+              'x-expected': 'an absolute path such as /run/bird/bird.ctl',
+              'x-explain': { null: 'no announcement: the prefixes are routed to this host by other means' },
+              default: null,
+            }),
+          ),
+          protocol: Type.Optional(
+            Formatted('bird-symbol', {
+              pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$',
+              description: 'the BIRD protocol faithd6 enables and disables: a static protocol holding the prefixes, exported to BGP',
+              'x-expected': 'a BIRD protocol name such as faithd6',
+              default: 'faithd6',
+            }),
+          ),
+          withdrawGrace: Type.Optional(
+            Duration({
+              description: 'on stop, how long faithd6 goes on accepting after withdrawing, so that the router has moved new flows away first',
+              default: '2s',
+              positive: false,
+              max: '10m',
+            }),
+          ),
+        },
+        { additionalProperties: false, description: 'announcing the prefixes over BGP through BIRD', default: {}, 'x-reload': 'restart' },
+      ),
+    ),
     user: Type.Optional(
       Formatted<string | null>('user-name', {
         pattern: '^[A-Za-z_][A-Za-z0-9_-]{0,31}$',

@@ -99,6 +99,12 @@ const FORMATS: Readonly<Record<string, (text: string) => string>> = {
     if (/^[a-z_][a-z0-9_-]{0,31}$/i.test(text)) return text;
     throw new Error(`"${text}" is not a user name (letters, digits, _ and -, at most 32)`);
   },
+  'bird-symbol': (text) => {
+    // A BIRD symbol (its lexer's: a letter or _, then letters, digits and _): nothing else can
+    // name a protocol, and nothing else reaches BIRD's command line.
+    if (/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(text)) return text;
+    throw new Error(`"${text}" is not a BIRD protocol name (a letter or _, then letters, digits and _)`);
+  },
   'absolute-path': (text) => {
     if (text.startsWith('/') && !text.includes('\0')) return text.replace(/\/+$/, '') || '/';
     throw new Error(`${JSON.stringify(text)} is not an absolute path`);

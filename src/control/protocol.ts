@@ -1,3 +1,4 @@
+import type { AnnounceStatus } from '../announce/announcer.js';
 import type { WorkerStats } from '../worker/messages.js';
 
 /** What `faithd6 status` and `reload` ask the daemon over its control socket: one JSON line each way. */
@@ -44,6 +45,8 @@ export interface DaemonStatus {
   readonly uptime: number;
   readonly prefixes: readonly string[];
   readonly lastReload: ReloadOutcome | null;
+  /** The BGP announcement through BIRD; null when the config has none. */
+  readonly announce: AnnounceStatus | null;
   readonly ports: readonly PortStatus[];
   readonly totals: WorkerStats;
 }

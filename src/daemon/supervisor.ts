@@ -1,3 +1,4 @@
+import { Announcer } from '../announce/announcer.js';
 import { loadConfig } from '../config/load.js';
 import { planReload } from '../config/diff.js';
 import type { Config, ServiceConfig } from '../config/types.js';
@@ -10,10 +11,12 @@ import { workerIdentity, type Identity } from '../system/user.js';
 import { version } from '../version.js';
 import { sumStats, type FromWorker, type ToWorker, type WorkerStats } from '../worker/messages.js';
 import { Retirements, type PortCounters } from './counters.js';
-import { restartBackoff, type ForkWorker, type WorkerProcess } from './worker-process.js';
+import { restartBackoff, HEALTHY_RUN, type ForkWorker, type WorkerProcess } from './worker-process.js';
 
 /** How long a worker may take to start listening before start() gives up. */
 const LISTEN_TIMEOUT = 10_000;
+/** Quick exits in a row after which a port counts as failed, and the prefixes are withdrawn. */
+const FAILED_AFTER = 3;
 /** Extra time, past the drain deadline, before a worker that has not exited is killed. */
 const KILL_GRACE = 5_000;
 
@@ -104,6 +107,8 @@ export class Supervisor {
   readonly done: Promise<void>;
 
   private readonly options: SupervisorOptions;
+  /** Drives the BIRD protocol that announces the prefixes, when the config has one. */
+  private announcer: Announcer | undefined;
 
   constructor(config: Config, log: Logger, options: SupervisorOptions) {
     this.config = config;
@@ -139,12 +144,35 @@ export class Supervisor {
       },
       'ready',
     );
+    const { birdSocket, protocol } = this.config.announce;
+    if (birdSocket !== null) {
+      this.announcer = new Announcer({ socket: birdSocket, protocol }, this.log);
+      await this.announce();
+    }
+  }
+
+  /**
+   * Announces while every port has a working listener, withdraws while one is failed (its
+   * worker keeps exiting) or the supervisor stops. A reload withdraws nothing.
+   */
+  private announce(): Promise<void> {
+    if (this.announcer === undefined || this.stopping) return Promise.resolve();
+    const failed = [...this.ports.values()].filter((port) => port.slots.some((slot) => slot.failures >= FAILED_AFTER)).map((port) => port.service.port);
+    if (failed.length > 0) return this.announcer.want(false, `port ${failed.join(', ')} failed: its worker keeps exiting`);
+    return this.announcer.want(true, 'every listener accepts');
   }
 
   /** Graceful stop: stop accepting, drain connections until the drain timeout, clean up. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.log.info({ drain: this.config.timeouts.drain }, 'stopping');
+      if (this.announcer !== undefined) {
+        // Withdraw first, and go on accepting while the router moves new flows elsewhere.
+        await this.announcer.close('stopping');
+        const grace = this.config.announce.withdrawGrace;
+        this.log.info({ grace }, 'withdrawn; accepting for the grace period before draining');
+        await new Promise((resolve) => setTimeout(resolve, grace));
+      }
       await this.teardown(this.config.timeouts.drain);
       this.log.info('stopped');
       this.stopped();
@@ -256,6 +284,7 @@ export class Supervisor {
       uptime: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
       prefixes: this.config.prefixes,
       lastReload: this.lastReload,
+      announce: this.announcer?.status() ?? null,
       ports,
       totals: sumStats(ports.map((p) => p.totals)),
     };
@@ -353,6 +382,12 @@ export class Supervisor {
       const onMessage = (message: FromWorker): void => {
         if (message.type === 'listening') {
           cleanup();
+          // A worker that keeps running this long ends its port's run of failures.
+          setTimeout(() => {
+            if (slot.child !== child || slot.failures === 0) return;
+            slot.failures = 0;
+            void this.announce();
+          }, HEALTHY_RUN).unref();
           resolve();
         } else if (message.type === 'listen failed') {
           cleanup();
@@ -384,6 +419,7 @@ export class Supervisor {
     if (this.stopping || port === undefined || !port.slots.includes(slot)) return;
     const { failures, delay } = restartBackoff(slot.failures, Date.now() - slot.startedAt);
     slot.failures = failures;
+    void this.announce();
     this.log.warn({ port: slot.port, worker: child.pid, code, signal, restartIn: delay }, 'worker exited');
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;

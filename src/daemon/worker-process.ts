@@ -17,7 +17,7 @@ const WORKER_ENV = Object.fromEntries(Object.entries(process.env).filter(([name]
 const RESTART_DELAY = 100;
 const RESTART_DELAY_MAX = 30_000;
 /** A worker that ran this long before dying was healthy: its next restart is immediate again. */
-const HEALTHY_RUN = 10_000;
+export const HEALTHY_RUN = 10_000;
 
 /**
  * What the supervisor needs of a worker process. A ChildProcess forked with an IPC channel is

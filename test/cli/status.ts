@@ -26,6 +26,7 @@ const STATUS: DaemonStatus = {
   startedAt: '2026-11-22T10:00:00.000Z',
   uptime: 3723,
   prefixes: ['2001:db8:5999::/96'],
+  announce: null,
   lastReload: { ok: true, at: '2026-11-22T11:00:00.000Z', changes: ['rules changed (1 -> 2 rules)'], warnings: [] },
   ports: [
     {

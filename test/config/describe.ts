@@ -59,6 +59,7 @@ limits: connectionsPerWorker 100, connectionsPerSource 512, sourcePrefixLength 6
 log: level warn
 source: not set (the kernel picks it by the route to each backend)
 metrics: listen not set (no metrics are served)
+announce: birdSocket not set (no announcement: the prefixes are routed to this host by other means), protocol faithd6, withdrawGrace 2s
 user: nobody
 runtimeDirectory: /run/faithd6
 warnings:

@@ -67,6 +67,7 @@ t.test('a minimal file gets every default, from DEFAULTS', async (t) => {
     log: DEFAULTS.log,
     source: null,
     metrics: { listen: null },
+    announce: { birdSocket: null, protocol: 'faithd6', withdrawGrace: 2000 },
     user: DEFAULTS.user,
     runtimeDirectory: DEFAULTS.runtimeDirectory,
   });
@@ -132,6 +133,7 @@ runtimeDirectory: /run/faithd6-test
     log: { level: 'debug' },
     source: null,
     metrics: { listen: null },
+    announce: { birdSocket: null, protocol: 'faithd6', withdrawGrace: 2000 },
     user: 'nobody',
     runtimeDirectory: '/run/faithd6-test',
   });
@@ -197,7 +199,7 @@ t.test('unknown key at the root', async (t) => {
     text,
     'prefix:',
     'prefix',
-    /^unknown key "prefix" \(did you mean "prefixes"\?\); expected one of: prefixes, route, services, rules, timeouts, limits, log, source, metrics, user, runtimeDirectory$/,
+    /^unknown key "prefix" \(did you mean "prefixes"\?\); expected one of: prefixes, route, services, rules, timeouts, limits, log, source, metrics, announce, user, runtimeDirectory$/,
   );
 });
 
@@ -742,4 +744,20 @@ t.test('protocol: tcp by default; ftp, but not with a PROXY protocol header', as
     `${at(both, 'v1')}: services[0].proxyProtocol: an FTP service cannot send a PROXY protocol header: its data connections could not carry one; remove proxyProtocol or protocol: ftp`,
   ]);
   t.equal(parseConfig(both.replace('v1', 'none'), FILE).config.services[0]?.proxyProtocol, 'none', 'proxyProtocol: none is fine');
+});
+
+t.test('announce: off by default; a socket path, a BIRD protocol name and a grace period', async (t) => {
+  t.same(parseConfig(VALID, FILE).config.announce, { birdSocket: null, protocol: 'faithd6', withdrawGrace: 2000 });
+  const text = `${VALID}announce: {birdSocket: /run/bird/bird.ctl/, protocol: translators_6, withdrawGrace: 500ms}\n`;
+  t.same(parseConfig(text, FILE).config.announce, { birdSocket: '/run/bird/bird.ctl', protocol: 'translators_6', withdrawGrace: 500 });
+  expectError(t, `${VALID}announce: {birdSocket: run/bird.ctl}\n`, 'run/bird.ctl', 'announce.birdSocket', /^"run\/bird\.ctl" is not an absolute path$/);
+  expectError(t, `${VALID}announce: {protocol: "faithd6; disable all"}\n`, '"faithd6; disable all"', 'announce.protocol', /is not a BIRD protocol name/);
+  expectError(t, `${VALID}announce: {withdrawGrace: 11m}\n`, '11m', 'announce.withdrawGrace', /at most 10m/);
+  expectError(
+    t,
+    `${VALID}announce: {bird: /run/bird/bird.ctl}\n`,
+    'bird',
+    'announce.bird',
+    /^unknown key "bird"; expected one of: birdSocket, protocol, withdrawGrace$/,
+  );
 });

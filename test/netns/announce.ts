@@ -1,0 +1,116 @@
+// The announcement through a real BIRD 2 on the translator's host: faithd6 enables BIRD's
+// static protocol once every listener accepts, brings a restarted BIRD (whose config says
+// `disabled yes`) back to that, goes on serving while BIRD cannot be reached and says so in
+// `status`, withdraws while a port's worker keeps failing and announces again once it runs, and
+// on stop withdraws first and accepts through the grace period before draining. Convergence
+// figures (ms from the action to BIRD's state) are printed as TAP comments.
+import t from 'tap';
+import { ADDR, buildNetwork, isDone, PREFIX, translate } from '../fixtures/netns.js';
+import { daemonStatus, startDaemon } from '../fixtures/daemon.js';
+import { requireBird, startBird } from '../fixtures/bird.js';
+
+requireBird();
+
+const PORT = 5999;
+const DST6 = translate(ADDR.server4);
+const PROTOCOL = 'faithd6';
+const GRACE_MS = 1500;
+
+const net = await buildNetwork(t);
+const bird = await startBird(
+  t,
+  net,
+  'xl',
+  `router id ${ADDR.xl4};
+protocol device {}
+protocol static ${PROTOCOL} { disabled yes; ipv6; route ${PREFIX} blackhole; }
+`,
+);
+const server = net.peer('s4', ['server', 'echo', '--host', ADDR.server4, '--port', String(PORT), '--timeout', '120']);
+await server.waitFor((l) => l.event === 'listening', { timeout: 5000 });
+const daemon = await startDaemon(t, net, {
+  services: [{ port: PORT }],
+  announce: { birdSocket: bird.socket, protocol: PROTOCOL, withdrawGrace: `${GRACE_MS}ms` },
+});
+
+/** Polls BIRD until the protocol is in `state`; the ms it took. */
+async function until(state: 'up' | 'down', bound: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    const now = await bird.state(PROTOCOL).catch(() => undefined);
+    if (now === state) return Date.now() - started;
+    if (Date.now() - started > bound) throw new Error(`BIRD's ${PROTOCOL} not ${state} within ${bound} ms (it is ${String(now)})`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** One echoed connection from c6 through the translator: whether it came back intact. */
+async function relayed(): Promise<boolean> {
+  const client = net.peer('c6', ['client', 'echo', '1000', '--host', DST6, '--port', String(PORT), '--timeout', '10']);
+  const done = await client.waitFor(isDone(), { timeout: 15_000 });
+  return done.end === 'eof' && done.intact === true;
+}
+
+t.test('announced once ready: the protocol is up, and status says why', async (t) => {
+  t.equal(await bird.state(PROTOCOL), 'up', 'enabled by the time faithd6 logged ready');
+  t.ok(
+    daemon.proc.lines.findIndex((l) => l.msg === 'ready') < daemon.proc.lines.findIndex((l) => l.msg === 'BIRD protocol enabled'),
+    'after the ready line: once every listener accepts',
+  );
+  const status = await daemonStatus(net, daemon);
+  t.match(status.announce, { announced: true, reason: 'every listener accepts', protocol: PROTOCOL, socket: bird.socket, error: null });
+});
+
+t.test('BIRD stopped: faithd6 serves on, and status says why it does not announce; BIRD restarted: announced again', async (t) => {
+  const mark = daemon.proc.mark();
+  await bird.stop();
+  await daemon.proc.waitFor((l) => l.msg === 'cannot tell BIRD; the translator goes on serving', { timeout: 10_000, from: mark });
+  t.ok(await relayed(), 'a connection is relayed while BIRD is gone');
+  const status = await daemonStatus(net, daemon);
+  t.match(status.announce, { announced: false, error: new RegExp(`(no BIRD control socket at|nothing answers on) ${bird.socket}`) });
+  await bird.restart();
+  t.equal(await bird.state(PROTOCOL), 'down', 'the restarted BIRD starts with the protocol disabled, as its config says');
+  const ms = await until('up', 10_000);
+  t.comment(`a restarted BIRD was enabled again ${ms} ms after it answered (re-asserted every 3 s)`);
+  t.match((await daemonStatus(net, daemon)).announce, { announced: true, error: null });
+});
+
+t.test('a port whose worker keeps exiting withdraws the prefixes; running again, it announces them', async (t) => {
+  const mark = daemon.proc.mark();
+  // Three quick exits in a row make a failed port (the restart backoff's count).
+  for (let i = 0; i < 3; i++) {
+    const pid = daemon.workerPid(PORT);
+    if (pid === undefined) throw new Error('no worker');
+    const from = daemon.proc.mark();
+    process.kill(pid, 'SIGKILL');
+    await daemon.proc.waitFor((l) => l.msg === 'worker exited' && l.worker === pid, { timeout: 5000, from });
+    if (i < 2) await daemon.proc.waitFor((l) => l.msg === 'worker started' && l.port === PORT, { timeout: 5000, from });
+  }
+  const killed = Date.now();
+  const down = await until('down', 5000);
+  t.comment(`withdrawn ${down} ms after the third exit`);
+  const withdrawn = await daemon.proc.waitFor((l) => l.msg === 'withdrawing', { timeout: 1000, from: mark });
+  t.equal(withdrawn.reason, `port ${PORT} failed: its worker keeps exiting`);
+  // The worker restarts after its backoff and, once it has run 10 s, ends the run of failures.
+  const up = await until('up', 20_000);
+  t.comment(`announced again ${Date.now() - killed} ms after the third exit (${up} ms after the withdrawal: the worker's 10 s of health)`);
+  t.ok(await relayed());
+});
+
+t.test('stop: withdrawn first, then accepting through the grace period, then drained', async (t) => {
+  const mark = daemon.proc.mark();
+  const stopped = daemon.stop(30_000);
+  const down = await until('down', 5000);
+  const withdrawnAt = Date.now();
+  t.comment(`withdrawn ${down} ms after SIGTERM`);
+  t.ok(await relayed(), 'a connection made after the withdrawal, within the grace period, is relayed');
+  const exit = await stopped;
+  t.equal(exit.code, 0);
+  const lines = daemon.proc.lines.slice(mark);
+  const grace = lines.find((l) => String(l.msg).startsWith('withdrawn; accepting'));
+  const routeGone = lines.find((l) => l.msg === 'local route removed');
+  t.ok(grace !== undefined && routeGone !== undefined, 'the grace period, then the drain and the route removed');
+  t.ok(Date.parse(String(routeGone?.time)) - Date.parse(String(grace?.time)) >= GRACE_MS, `the drain began ${GRACE_MS} ms or more after the withdrawal`);
+  t.ok(Date.now() - withdrawnAt < 30_000);
+  t.equal(await bird.state(PROTOCOL), 'down', 'and it stays withdrawn');
+});
