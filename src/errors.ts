@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   STOP: 'the daemon did not stop in time',
   RELOAD_REFUSED: 'the daemon refused a reload and kept its config',
   NOT_TRANSLATED: 'translate: the address is in no prefix',
+  BIRD: "BIRD's control socket cannot be reached, or BIRD refused a command (announce)",
   INTERNAL: 'a fault in faithd6 itself: any error that is not one of the above',
 } as const;
 

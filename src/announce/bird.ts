@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { FaithdError } from '../errors.js';
 
 // BIRD's control socket, the one birdc talks to: line-based. On connecting BIRD greets with
 // `0001 BIRD 2.0.12 ready.`; each command is one line, and its reply is lines of a four-digit
@@ -24,8 +25,11 @@ export interface BirdReply {
 }
 
 /** A command BIRD could not be asked, or answered with an error; `message` says which for the log. */
-export class BirdError extends Error {
-  override name = 'BirdError';
+export class BirdError extends FaithdError {
+  constructor(message: string) {
+    super('BIRD', message);
+    this.name = 'BirdError';
+  }
 }
 
 /** What an errno on connecting to the socket means to an operator. */

@@ -12,6 +12,7 @@ import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
 import { translateCommand } from './translate.js';
+import { withdrawCommand } from './withdraw.js';
 import { version } from '../version.js';
 
 /**
@@ -51,6 +52,7 @@ Exit status: 0 ok, 1 failure, 3 not running, 64 usage, 77 no permission, 78 bad 
     checkCommand,
     translateCommand,
     routeCommand,
+    withdrawCommand,
     doctorCommand,
     schemaCommand,
   ]) {

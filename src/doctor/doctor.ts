@@ -5,6 +5,7 @@
 import { loadConfig } from '../config/load.js';
 import type { LoadedConfig } from '../config/types.js';
 import type { Check } from './check.js';
+import { birdChecks } from './bird.js';
 import { configCheck } from './config.js';
 import { forwardingChecks } from './forwarding.js';
 import { ftpChecks } from './ftp.js';
@@ -54,6 +55,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     for (const prefix of config.prefixes) checks.push(await routeCheck(config, prefix));
     checks.push(...(await portChecks(config)));
     checks.push(...ftpChecks(config));
+    checks.push(...(await birdChecks(config)));
   }
   checks.push(...(await forwardingChecks()));
   if (loaded !== undefined && options.names !== undefined && options.names.length > 0) {

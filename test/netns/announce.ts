@@ -4,9 +4,12 @@
 // `status`, withdraws while a port's worker keeps failing and announces again once it runs, and
 // on stop withdraws first and accepts through the grace period before draining. Convergence
 // figures (ms from the action to BIRD's state) are printed as TAP comments.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import t from 'tap';
 import { ADDR, buildNetwork, isDone, PREFIX, translate } from '../fixtures/netns.js';
-import { daemonStatus, startDaemon } from '../fixtures/daemon.js';
+import { daemonStatus, runCli, startDaemon } from '../fixtures/daemon.js';
 import { requireBird, startBird } from '../fixtures/bird.js';
 
 requireBird();
@@ -59,6 +62,11 @@ t.test('announced once ready: the protocol is up, and status says why', async (t
   );
   const status = await daemonStatus(net, daemon);
   t.match(status.announce, { announced: true, reason: 'every listener accepts', protocol: PROTOCOL, socket: bird.socket, error: null });
+  t.match(
+    (await runCli(net, ['doctor', '-c', daemon.configFile], 30_000, false)).stdout,
+    `✓ BIRD protocol ${PROTOCOL} on ${bird.socket}: a static protocol, up, announcing ${PREFIX}`,
+    'doctor: BIRD answers, the protocol is a static one, and its routes are the prefixes',
+  );
 });
 
 t.test('BIRD stopped: faithd6 serves on, and status says why it does not announce; BIRD restarted: announced again', async (t) => {
@@ -68,6 +76,11 @@ t.test('BIRD stopped: faithd6 serves on, and status says why it does not announc
   t.ok(await relayed(), 'a connection is relayed while BIRD is gone');
   const status = await daemonStatus(net, daemon);
   t.match(status.announce, { announced: false, error: new RegExp(`(no BIRD control socket at|nothing answers on) ${bird.socket}`) });
+  t.match(
+    (await runCli(net, ['doctor', '-c', daemon.configFile], 30_000, false)).stdout,
+    `✗ BIRD protocol ${PROTOCOL} on ${bird.socket}: BIRD does not answer: `,
+    'doctor says so',
+  );
   await bird.restart();
   t.equal(await bird.state(PROTOCOL), 'down', 'the restarted BIRD starts with the protocol disabled, as its config says');
   const ms = await until('up', 10_000);
@@ -113,4 +126,38 @@ t.test('stop: withdrawn first, then accepting through the grace period, then dra
   t.ok(Date.parse(String(routeGone?.time)) - Date.parse(String(grace?.time)) >= GRACE_MS, `the drain began ${GRACE_MS} ms or more after the withdrawal`);
   t.ok(Date.now() - withdrawnAt < 30_000);
   t.equal(await bird.state(PROTOCOL), 'down', 'and it stays withdrawn');
+});
+
+t.test('faithd6 withdraw (the unit runs it after any stop): disables the protocol, idempotent, and says when BIRD is gone', async (t) => {
+  // As a crashed daemon leaves it.
+  await bird.birdc('enable', PROTOCOL);
+  t.equal(await bird.state(PROTOCOL), 'up');
+  const first = await runCli(net, ['withdraw', '-c', daemon.configFile]);
+  t.equal(first.code, 0, first.stderr);
+  t.equal(first.stdout, `withdrawn: BIRD protocol ${PROTOCOL} disabled\n`);
+  t.equal(await bird.state(PROTOCOL), 'down');
+  const again = await runCli(net, ['withdraw', '-c', daemon.configFile]);
+  t.equal(again.code, 0, 'a second time: nothing to do, and no failure');
+  t.equal(again.stdout, `BIRD protocol ${PROTOCOL} was already disabled\n`);
+  await bird.stop();
+  const gone = await runCli(net, ['withdraw', '-c', daemon.configFile]);
+  t.equal(gone.code, 1);
+  t.match(gone.stderr, new RegExp(`^faithd6: (no BIRD control socket at|nothing answers on) ${bird.socket}`));
+});
+
+t.test('doctor: a protocol BIRD does not have, and one that is not static', async (t) => {
+  await bird.restart();
+  for (const [protocol, detail] of [
+    ['nosuch', 'BIRD has no protocol nosuch'],
+    ['device1', 'device1 is a Device protocol, not a static one'],
+  ] as const) {
+    const text = (await readFile(daemon.configFile, 'utf8')).replace(`protocol: ${PROTOCOL}`, `protocol: ${protocol}`);
+    const file = join(await mkdtemp(join(tmpdir(), 'faithd6-doctor-')), 'faithd6.yaml');
+    await writeFile(file, text, { mode: 0o644 });
+    const r = await runCli(net, ['doctor', '-c', file], 30_000, false);
+    t.equal(r.code, 1, protocol);
+    t.match(r.stdout, `✗ BIRD protocol ${protocol} on ${bird.socket}: ${detail}`);
+    t.match(r.stdout, `protocol static ${protocol} { disabled yes; ipv6; route ${PREFIX} blackhole; }`, 'and the fix shows the protocol to add');
+    await rm(dirname(file), { recursive: true });
+  }
 });

@@ -233,6 +233,10 @@ t.test('systemctl stop drains open connections, then removes the route', async (
   t.equal(await machine.property(UNIT, 'ActiveState'), 'inactive');
   t.equal(await localRoutes(), '', 'ExecStopPost=+ removed the local route');
   t.ok(
+    (await machine.journal(UNIT)).some((l) => l.endsWith('has no announce.birdSocket: nothing to withdraw')),
+    'ExecStopPost=-+ faithd6 withdraw ran first, and found nothing to withdraw in this config',
+  );
+  t.ok(
     (await logLines()).some((l) => l.msg === 'stopped'),
     'the supervisor said it stopped',
   );

@@ -54,7 +54,11 @@ t.test('the unit says what the daemon and the design rely on', async (t) => {
   t.same(service.get('ExecStartPre'), [`-+${INSTALLED} route up -c /etc/faithd6.yaml`], "privileged; its failure judged by the daemon's exit status");
   t.equal(one('ExecStart'), `${INSTALLED} run --no-routes -c /etc/faithd6.yaml`);
   t.equal(one('ExecReload'), `${INSTALLED} reload -c /etc/faithd6.yaml`);
-  t.equal(one('ExecStopPost'), `+${INSTALLED} route down -c /etc/faithd6.yaml`);
+  t.same(
+    service.get('ExecStopPost'),
+    [`-+${INSTALLED} withdraw -c /etc/faithd6.yaml`, `+${INSTALLED} route down -c /etc/faithd6.yaml`],
+    'after any stop: the announcement withdrawn first (its failure ignored), then the routes removed',
+  );
   t.equal(one('Restart'), 'on-failure');
   t.equal(one('RestartPreventExitStatus'), '77 78', 'a bad config file or a missing permission does not crash-loop');
   t.equal(one('KillMode'), 'mixed');
