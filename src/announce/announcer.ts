@@ -39,9 +39,13 @@ export class Announcer {
   /** The command BIRD is being sent now: the next waits for it. */
   private inFlight: Promise<void> = Promise.resolve();
 
-  constructor(target: AnnounceTarget, log: Logger) {
+  /** Called after each command BIRD carried out: BIRD is reachable now. */
+  private readonly reachable: () => void;
+
+  constructor(target: AnnounceTarget, log: Logger, reachable: () => void = () => {}) {
     this.target = target;
     this.log = log;
+    this.reachable = reachable;
   }
 
   /** Says what is wanted, and why; resolves once BIRD has been told (or could not be). */
@@ -79,6 +83,7 @@ export class Announcer {
         // A change when none was asked for means BIRD lost the state: it restarted.
         if (changed) this.log.info({ protocol: this.target.protocol }, wanted ? 'BIRD protocol enabled' : 'BIRD protocol disabled');
         this.error = null;
+        this.reachable();
       } catch (err) {
         const message = (err as Error).message;
         this.announced = false;

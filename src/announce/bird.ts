@@ -47,6 +47,60 @@ function connectProblem(socket: string, err: NodeJS.ErrnoException): string {
   }
 }
 
+/**
+ * A connection to BIRD's control socket, greeted and idle, for a process that cannot open one
+ * itself (a worker, which runs unprivileged and gets it over IPC) to send one command later.
+ */
+export function birdLink(socket: string, timeout = BIRD_TIMEOUT): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const conn = net.connect(socket);
+    const timer = setTimeout(() => conn.destroy(new Error(`no greeting within ${timeout} ms`)), timeout);
+    conn.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new BirdError(connectProblem(socket, err)));
+    });
+    let greeting = '';
+    const onData = (chunk: Buffer): void => {
+      greeting += chunk.toString('latin1');
+      if (!greeting.includes('\n')) return;
+      clearTimeout(timer);
+      conn.off('data', onData);
+      conn.pause();
+      if (greeting.startsWith('0001 ')) resolve(conn);
+      else {
+        conn.destroy();
+        reject(new BirdError(`${socket} is not BIRD's control socket (it greeted with "${greeting.trim()}")`));
+      }
+    };
+    conn.on('data', onData);
+  });
+}
+
+/**
+ * Sends `disable NAME` on a link from birdLink() and waits (bounded) for BIRD's answer: the
+ * last thing a worker does when its supervisor is gone. Resolves in any case.
+ */
+export function withdrawOverLink(link: net.Socket, protocol: string, timeout = 1_000): Promise<string> {
+  return new Promise((resolve) => {
+    let reply = '';
+    const done = (outcome: string): void => {
+      clearTimeout(timer);
+      link.destroy();
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => done(`no answer within ${timeout} ms`), timeout);
+    link.on('data', (chunk: Buffer) => {
+      reply += chunk.toString('latin1');
+      const last = /^(\d{4}) (.*)$/m.exec(reply);
+      if (last !== null) done(reply.trim().split('\n')[0] ?? '');
+    });
+    link.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
+    link.once('close', () => done('BIRD closed the connection'));
+    link.resume();
+    link.write(`disable ${protocol}\n`);
+  });
+}
+
 /** Sends one command and resolves with BIRD's whole reply; rejects with a BirdError. */
 export function birdCommand(socket: string, command: string, timeout = BIRD_TIMEOUT): Promise<BirdReply> {
   return new Promise((resolve, reject) => {

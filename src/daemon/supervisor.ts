@@ -1,4 +1,5 @@
 import { Announcer } from '../announce/announcer.js';
+import { birdLink } from '../announce/bird.js';
 import { loadConfig } from '../config/load.js';
 import { planReload } from '../config/diff.js';
 import type { Config, ServiceConfig } from '../config/types.js';
@@ -52,6 +53,8 @@ function listenError(port: number, code: string, message?: string): FaithdError 
 interface Slot {
   readonly port: number;
   child: WorkerProcess | undefined;
+  /** Whether its worker holds a connection to BIRD (to withdraw with, should the supervisor vanish). */
+  birdLinked: boolean;
   startedAt: number;
   failures: number;
   restarts: number;
@@ -61,7 +64,7 @@ interface Slot {
 }
 
 function newSlot(port: number): Slot {
-  return { port, child: undefined, startedAt: 0, failures: 0, restarts: 0, restartTimer: undefined, lastSeen: undefined };
+  return { port, child: undefined, birdLinked: false, startedAt: 0, failures: 0, restarts: 0, restartTimer: undefined, lastSeen: undefined };
 }
 
 /** A port with its bound socket and its workers. */
@@ -146,8 +149,38 @@ export class Supervisor {
     );
     const { birdSocket, protocol } = this.config.announce;
     if (birdSocket !== null) {
-      this.announcer = new Announcer({ socket: birdSocket, protocol }, this.log);
+      this.announcer = new Announcer({ socket: birdSocket, protocol }, this.log, () => void this.linkWorkers());
       await this.announce();
+    }
+  }
+
+  /**
+   * Gives every worker that has none a connection to BIRD's control socket, opened here (a
+   * worker runs unprivileged) and passed over IPC: should the supervisor be killed, its workers
+   * withdraw over it before they drain (src/worker/worker.ts). Called whenever BIRD answered.
+   */
+  private async linkWorkers(): Promise<void> {
+    const { birdSocket, protocol } = this.config.announce;
+    if (birdSocket === null || this.stopping) return;
+    for (const port of this.ports.values()) {
+      for (const slot of port.slots) {
+        const child = slot.child;
+        if (child === undefined || !child.connected || slot.birdLinked) continue;
+        slot.birdLinked = true;
+        try {
+          const link = await birdLink(birdSocket);
+          if (slot.child === child && child.connected) {
+            // Node closes our end once it is sent.
+            (child.send as (m: ToWorker, h: unknown) => void)({ type: 'bird', protocol }, link);
+          } else {
+            slot.birdLinked = false;
+            link.destroy();
+          }
+        } catch (err) {
+          slot.birdLinked = false;
+          this.log.debug({ err: (err as Error).message }, 'no BIRD connection for a worker');
+        }
+      }
     }
   }
 
@@ -366,12 +399,14 @@ export class Supervisor {
     if (port === undefined) return Promise.resolve();
     const child = this.options.fork(this.identity);
     slot.child = child;
+    slot.birdLinked = false;
     slot.startedAt = Date.now();
     this.log.info({ port: slot.port, worker: child.pid, restarts: slot.restarts }, 'worker started');
     slot.lastSeen = undefined;
     child.on('exit', (code, signal) => this.onExit(slot, child, code, signal));
     child.on('message', (message) => {
       if ((message.type === 'pong' || message.type === 'drained') && slot.child === child) slot.lastSeen = message.stats;
+      if (message.type === 'bird lost' && slot.child === child) slot.birdLinked = false;
     });
     this.send(slot, { type: 'listen', port: slot.port, config: this.config }, port.handle);
     return new Promise((resolve, reject) => {

@@ -7,14 +7,18 @@ export type ToWorker =
   | { readonly type: 'listen'; readonly port: number; readonly config: Config }
   | { readonly type: 'config'; readonly config: Config }
   | { readonly type: 'ping'; readonly seq: number }
-  | { readonly type: 'drain'; readonly deadline: number };
+  | { readonly type: 'drain'; readonly deadline: number }
+  /** With a connection to BIRD's control socket (greeted already): for withdrawing should the supervisor vanish. */
+  | { readonly type: 'bird'; readonly protocol: string };
 
 /** Messages a worker sends the supervisor. */
 export type FromWorker =
   | { readonly type: 'listening' }
   | { readonly type: 'listen failed'; readonly code: string; readonly message: string }
   | { readonly type: 'pong'; readonly seq: number; readonly stats: WorkerStats }
-  | { readonly type: 'drained'; readonly stats: WorkerStats };
+  | { readonly type: 'drained'; readonly stats: WorkerStats }
+  /** Its connection to BIRD closed (BIRD restarted): it would like another. */
+  | { readonly type: 'bird lost' };
 
 /** One worker's counters since it started; bytes include the connections still open. */
 export interface WorkerStats {

@@ -15,6 +15,7 @@ import { proxyHeader, type ProxyProtocol } from '../relay/proxy-protocol.js';
 import { Listener, type TcpHandle } from '../relay/listener.js';
 import { CONNECT_FAILURES, Relay, reset, type EndReason, type RelayHooks, type RelayResult } from '../relay/relay.js';
 import { FtpSession, type LogFields, type SessionHost } from '../ftp/session.js';
+import { withdrawOverLink } from '../announce/bird.js';
 
 /**
  * Descriptors kept free beyond two per admitted connection (its two sockets; an FTP data
@@ -64,6 +65,11 @@ function compile(config: Config, port: number): Compiled {
 export class Worker {
   private compiled: Compiled;
   private readonly log: Logger;
+
+  /** The worker's logger, for its process's own lines. */
+  get logger(): Logger {
+    return this.log;
+  }
   private listener: Listener | undefined;
   /** Open relays and the admission slots each holds. */
   private readonly relays = new Map<Relay, Ticket>();
@@ -328,6 +334,8 @@ function bump(counts: Record<string, number>, key: string): void {
 /** The worker process's entry: wait for the supervisor's listen message, then serve. */
 export function runWorker(): void {
   let worker: Worker | undefined;
+  /** The supervisor's connection to BIRD, for withdrawing should the supervisor vanish. */
+  let bird: { link: net.Socket; protocol: string } | undefined;
   const send = (message: FromWorker): void => {
     process.send?.(message);
   };
@@ -353,6 +361,18 @@ export function runWorker(): void {
         // The heartbeat: an answer proves the event loop turns (systemd's watchdog relies on it).
         if (worker) send({ type: 'pong', seq: message.seq, stats: worker.stats() });
         break;
+      case 'bird': {
+        const link = handle as net.Socket;
+        bird?.link.destroy();
+        bird = { link, protocol: message.protocol };
+        link.on('error', () => {});
+        link.once('close', () => {
+          if (bird?.link !== link) return;
+          bird = undefined;
+          send({ type: 'bird lost' });
+        });
+        break;
+      }
       case 'drain':
         void (worker?.drain(message.deadline) ?? Promise.resolve()).then(() => {
           // The last counters go with it: nothing this process counted is lost to /metrics.
@@ -361,10 +381,22 @@ export function runWorker(): void {
         break;
     }
   });
-  // The supervisor going away (crash, SIGKILL) must not leave an orphan accepting forever.
+  // The supervisor going away (crash, SIGKILL) must not leave an orphan accepting forever,
+  // nor the prefixes announced to a router that would send it new connections: withdraw
+  // first (every worker does, BIRD takes it once), then drain.
   process.on('disconnect', () => {
-    if (worker === undefined) process.exit(0);
-    void worker.drain(Date.now()).then(() => process.exit(0));
+    const held = bird;
+    bird = undefined;
+    const withdrawn =
+      held === undefined
+        ? Promise.resolve()
+        : withdrawOverLink(held.link, held.protocol).then((reply) =>
+            worker?.logger.warn({ protocol: held.protocol, bird: reply }, 'supervisor gone: withdrawn'),
+          );
+    void withdrawn.then(() => {
+      if (worker === undefined) process.exit(0);
+      void worker.drain(Date.now()).then(() => process.exit(0));
+    });
   });
   // SIGTERM to this worker alone: drain and exit; the supervisor starts a fresh one.
   process.on('SIGTERM', () => {
