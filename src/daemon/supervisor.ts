@@ -417,6 +417,8 @@ export class Supervisor {
       const onMessage = (message: FromWorker): void => {
         if (message.type === 'listening') {
           cleanup();
+          // A new worker gets its connection to BIRD now if BIRD answers, not at the next re-assert.
+          if (this.announcer?.status().error === null) void this.linkWorkers();
           // A worker that keeps running this long ends its port's run of failures.
           setTimeout(() => {
             if (slot.child !== child || slot.failures === 0) return;
