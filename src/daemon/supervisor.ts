@@ -169,9 +169,16 @@ export class Supervisor {
         slot.birdLinked = true;
         try {
           const link = await birdLink(birdSocket);
+          // Never what keeps the supervisor running: a send that fails (the worker exited
+          // meanwhile) leaves our end open.
+          link.unref();
           if (slot.child === child && child.connected) {
-            // Node closes our end once it is sent.
-            (child.send as (m: ToWorker, h: unknown) => void)({ type: 'bird', protocol }, link);
+            // Node closes our end once it is sent; if it cannot be, we do.
+            (child.send as (m: ToWorker, h: unknown, cb: (err: Error | null) => void) => void)({ type: 'bird', protocol }, link, (err) => {
+              if (err === null) return;
+              link.destroy();
+              if (slot.child === child) slot.birdLinked = false;
+            });
           } else {
             slot.birdLinked = false;
             link.destroy();

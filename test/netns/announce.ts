@@ -117,7 +117,9 @@ t.test('stop: withdrawn first, then accepting through the grace period, then dra
   const withdrawnAt = Date.now();
   t.comment(`withdrawn ${down} ms after SIGTERM`);
   t.ok(await relayed(), 'a connection made after the withdrawal, within the grace period, is relayed');
-  const exit = await stopped;
+  const exit = await stopped.catch((err: Error) => {
+    throw new Error(`${err.message}\nits last lines: ${JSON.stringify(daemon.proc.lines.slice(-12))}`);
+  });
   t.equal(exit.code, 0);
   const lines = daemon.proc.lines.slice(mark);
   const grace = lines.find((l) => String(l.msg).startsWith('withdrawn; accepting'));
