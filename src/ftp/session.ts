@@ -73,7 +73,7 @@ class DataListener {
   /** The data connection's admission, until taken() hands it on; released if none comes. */
   private ticket: object | undefined;
   private readonly release: (ticket: object) => void;
-  closed = false;
+  private closed = false;
 
   /** Listens on a bound handle; throws with the errno name as `code` when the kernel refuses. */
   constructor(
@@ -167,6 +167,8 @@ export interface SessionPeers {
 export class FtpSession {
   private readonly host: SessionHost;
   private readonly peers: SessionPeers;
+  /** The same addresses as numbers, which data connections are checked against. */
+  private readonly addresses: ControlPeers;
   private readonly control: FtpControl;
   private relay: Relay | undefined;
   private readonly lines: Record<Side, LineBuffer> = {
@@ -188,6 +190,7 @@ export class FtpSession {
   constructor(host: SessionHost, peers: SessionPeers, controlPeers: ControlPeers) {
     this.host = host;
     this.peers = peers;
+    this.addresses = controlPeers;
     this.control = new FtpControl(controlPeers, {
       toServer: (bytes) => this.write(this.relay?.backend, bytes),
       toClient: (bytes) => this.write(this.relay?.client, bytes),
@@ -349,7 +352,7 @@ export class FtpSession {
     const { remoteAddress, remotePort, localAddress } = socket;
     const from = remoteAddress === undefined ? undefined : parseIPv6(remoteAddress);
     const to = localAddress === undefined ? undefined : parseIPv6(localAddress);
-    if (from !== parseIPv6(this.peers.clientAddress) || to !== parseIPv6(this.peers.dst)) {
+    if (from !== this.addresses.client || to !== this.addresses.dialled) {
       // Another client, or this one at another address: refused, and the listener still waits.
       this.refused(socket, `[${remoteAddress}]:${remotePort}`, 'not from the control connection’s client');
       return;
@@ -433,10 +436,5 @@ export class FtpSession {
     };
     if (this.dataOpen === 0) write();
     else this.controlClosed = write;
-  }
-
-  /** Data listeners waiting now (what the bound on them is checked against). */
-  get waiting(): number {
-    return this.listeners.length;
   }
 }

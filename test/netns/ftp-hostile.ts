@@ -108,18 +108,15 @@ function passiveRetr(file: string, meanwhile: unknown[] = []): unknown[] {
   ];
 }
 
-/** How many connections the translator opened while `body` ran. */
-async function dialled(body: () => Promise<void>): Promise<number> {
+/** talk(), and how many connections the translator opened meanwhile (its TCP ActiveOpens). */
+async function talkDialling(steps: unknown[], opts: TalkOptions = {}): Promise<{ lines: Line[]; opened: number }> {
   const before = (await net.tcpCounters('xl')).ActiveOpens ?? 0;
-  await body();
-  return ((await net.tcpCounters('xl')).ActiveOpens ?? 0) - before;
+  const lines = await talk(steps, opts);
+  return { lines, opened: ((await net.tcpCounters('xl')).ActiveOpens ?? 0) - before };
 }
 
 t.test('a 227 naming another host gets 425, and nothing is dialled but the control connection', async (t) => {
-  let lines: Line[] = [];
-  const opened = await dialled(async () => {
-    lines = await talk([...LOGIN, { send: 'EPSV\r\n' }, { expect: true }, { send: 'QUIT\r\n' }, { expect: true }], { port: 2121 });
-  });
+  const { lines, opened } = await talkDialling([...LOGIN, { send: 'EPSV\r\n' }, { expect: true }, { send: 'QUIT\r\n' }, { expect: true }], { port: 2121 });
   t.match(replies(lines)[2], /^425 /, 'the client got 425');
   t.equal(opened, 1, 'one connection dialled: the control connection to vsftpd');
   t.ok(
@@ -130,17 +127,14 @@ t.test('a 227 naming another host gets 425, and nothing is dialled but the contr
 });
 
 t.test('an EPRT naming a third party is refused with 501; the server never hears of it', async (t) => {
-  let lines: Line[] = [];
   const from = (await ftp.commands()).length;
-  const opened = await dialled(async () => {
-    lines = await talk([
-      ...LOGIN,
-      { send: 'EPRT |2|2001:db8:c6::99|2121|\r\n' },
-      { expect: true },
-      { send: 'LPRT 6,16,32,1,13,184,0,198,0,0,0,0,0,0,0,0,0,153,2,8,73\r\n' },
-      { expect: true },
-    ]);
-  });
+  const { lines, opened } = await talkDialling([
+    ...LOGIN,
+    { send: 'EPRT |2|2001:db8:c6::99|2121|\r\n' },
+    { expect: true },
+    { send: 'LPRT 6,16,32,1,13,184,0,198,0,0,0,0,0,0,0,0,0,153,2,8,73\r\n' },
+    { expect: true },
+  ]);
   t.strictSame(
     replies(lines)
       .slice(2)
@@ -156,22 +150,19 @@ t.test('an EPRT naming a third party is refused with 501; the server never hears
 
 t.test("a data connection from another address of the client's is refused; the client's own still gets through", async (t) => {
   await makeFile(join(ftp.root, 'pub', 'list-me'), 10);
-  let lines: Line[] = [];
-  const opened = await dialled(async () => {
-    lines = await talk([
-      ...LOGIN,
-      { send: 'CWD pub\r\n' },
-      { expect: true },
-      { send: 'EPSV\r\n' },
-      { expect: true },
-      { data: { local: OTHER6 } },
-      { data: {}, wait: false },
-      { send: 'LIST\r\n' },
-      { expect: true },
-      { expect: true },
-      { dataDone: true },
-    ]);
-  });
+  const { lines, opened } = await talkDialling([
+    ...LOGIN,
+    { send: 'CWD pub\r\n' },
+    { expect: true },
+    { send: 'EPSV\r\n' },
+    { expect: true },
+    { data: { local: OTHER6 } },
+    { data: {}, wait: false },
+    { send: 'LIST\r\n' },
+    { expect: true },
+    { expect: true },
+    { dataDone: true },
+  ]);
   const data = lines.filter((l) => l.event === 'data');
   t.match(data[0], { end: 'ECONNRESET', bytes: 0 }, 'from the other address: reset, nothing read');
   t.match(data[1], { end: 'eof' }, "from the control connection's address: the listing");
