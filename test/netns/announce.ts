@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import t from 'tap';
 import { ADDR, buildNetwork, isDone, PREFIX, translate } from '../fixtures/netns.js';
-import { daemonStatus, runCli, startDaemon } from '../fixtures/daemon.js';
+import { crashLoop, daemonStatus, runCli, startDaemon } from '../fixtures/daemon.js';
 import { requireBird, startBird } from '../fixtures/bird.js';
 
 requireBird();
@@ -91,14 +91,7 @@ t.test('BIRD stopped: faithd6 serves on, and status says why it does not announc
 t.test('a port whose worker keeps exiting withdraws the prefixes; running again, it announces them', async (t) => {
   const mark = daemon.proc.mark();
   // Three quick exits in a row make a failed port (the restart backoff's count).
-  for (let i = 0; i < 3; i++) {
-    const pid = daemon.workerPid(PORT);
-    if (pid === undefined) throw new Error('no worker');
-    const from = daemon.proc.mark();
-    process.kill(pid, 'SIGKILL');
-    await daemon.proc.waitFor((l) => l.msg === 'worker exited' && l.worker === pid, { timeout: 5000, from });
-    if (i < 2) await daemon.proc.waitFor((l) => l.msg === 'worker started' && l.port === PORT, { timeout: 5000, from });
-  }
+  await crashLoop(daemon, PORT);
   const killed = Date.now();
   const down = await until('down', 5000);
   t.comment(`withdrawn ${down} ms after the third exit`);
