@@ -9,8 +9,10 @@ export function stopCommand(ctx: CliContext): Command {
     .addHelpText(
       'after',
       `
-The daemon stops accepting, lets open connections finish for up to timeouts.drain, resets
-what is left, removes the routes it added and exits.
+With announce configured, it first withdraws the prefixes from BIRD and goes on accepting for
+announce.withdrawGrace, while the router moves new flows to the other hosts. Then it stops
+accepting, lets open connections finish for up to timeouts.drain, resets what is left, removes
+the routes it added and exits.
 Exit status: 0 stopped, 1 it did not stop in time, 3 it was not running, 77 no permission.`,
     )
     .action(async (options: { config: string; runtimeDir?: string }) => {

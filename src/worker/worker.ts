@@ -171,6 +171,7 @@ export class Worker {
   drain(deadline: number): Promise<void> {
     this.draining = true;
     this.listener?.close();
+    this.logger.info({ open: this.relays.size }, 'stopped accepting; draining');
     clearInterval(this.descriptorTimer);
     this.admission.close();
     return new Promise((resolve) => {
