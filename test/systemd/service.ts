@@ -2,16 +2,18 @@
 // translator's namespace of the three-host network, faithd6 installed into it as the README
 // says (npm pack, npm install -g, the user, the edited example config, the unit), and then
 // driven through systemctl and journalctl while real clients in c6 reach the server in s4.
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
+import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile, execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { parseDocument } from 'yaml';
 import { ADDR, PREFIX, ROOT, buildNetwork, isDone, translate, type Line } from '../fixtures/netns.js';
 import { bootMachine, missingTools, type Machine } from '../fixtures/machine.js';
+import { requireBird, startBird } from '../fixtures/bird.js';
+import { shippedConfig } from '../fixtures/anycast.js';
 import type { DaemonStatus } from '../../src/control/protocol.js';
 
 const execFileP = promisify(execFile);
@@ -22,6 +24,9 @@ const DST6 = translate(ADDR.server4);
 // Not skipped when missing: CI installs them (.ci/run), and this is the test of the unit.
 const missing = missingTools();
 if (missing !== undefined) throw new Error(`test/systemd/service.ts needs a real systemd to boot: ${missing}`);
+requireBird();
+/** BIRD's group as the bird2 package made it on this host; the machine gets a group of that id. */
+const BIRD_GID = Number(execFileSync('getent', ['group', 'bird'], { encoding: 'utf8' }).split(':')[2]);
 
 /** The shipped example, edited as an operator would for this network: its prefix, its server. */
 async function exampleConfig(): Promise<string> {
@@ -46,6 +51,9 @@ async function install(root: string): Promise<void> {
   // The same Debian release: the host's node runs there (its libraries are in the tree).
   await copyFile(process.execPath, join(root, 'usr/bin/node'));
   await execFileP('chroot', [root, 'useradd', '--system', '--no-create-home', '--shell', '/usr/sbin/nologin', 'faithd6']);
+  // The README's step for announcing: faithd6 may use BIRD's socket as a member of its group.
+  await execFileP('chroot', [root, 'groupadd', '--system', '--gid', String(BIRD_GID), 'bird']);
+  await execFileP('chroot', [root, 'usermod', '-aG', 'bird', 'faithd6']);
   await writeFile(join(root, 'etc/faithd6.yaml'), await exampleConfig(), { mode: 0o644 });
   await copyFile(join(ROOT, 'etc/faithd6.schema.json'), join(root, 'etc/faithd6.schema.json'));
   await copyFile(join(ROOT, 'systemd', UNIT), join(root, 'etc/systemd/system', UNIT));
@@ -57,7 +65,15 @@ t.setTimeout(10 * 60_000);
 const net = await buildNetwork(t);
 const echo = net.peer('s4', ['server', 'echo', '--host', ADDR.server4, '--port', String(PORT), '--timeout', '300']);
 await echo.waitFor((l) => l.event === 'listening', { timeout: 5000, what: 's4 listening' });
-const machine: Machine = await bootMachine(t, net.ns.xl, install);
+// BIRD runs beside the machine, in the same namespace, on the shipped translator.conf (its BGP
+// neighbour is absent here: only the static protocol matters); its socket's directory is the
+// machine's /run/bird, owned as Debian's bird2 leaves it (group bird, 0750 and 0660).
+const bird = await startBird(t, net, 'xl', await shippedConfig('translator.conf', [['2001:db8:5999::/96', PREFIX]]));
+await chown(dirname(bird.socket), 0, BIRD_GID);
+await chmod(dirname(bird.socket), 0o750);
+await chown(bird.socket, 0, BIRD_GID);
+await chmod(bird.socket, 0o660);
+const machine: Machine = await bootMachine(t, net.ns.xl, install, { binds: [`${dirname(bird.socket)}:/run/bird`] });
 
 /** A client in c6 through the translator: echo N bytes; resolves with its done line. */
 async function client(args: string[], timeout = 20_000): Promise<Line> {
@@ -305,4 +321,48 @@ t.test('start fails without a crash loop', async (t) => {
     const journal = await failsOnce(t, '77');
     t.match(journal, /port 554: permission denied/);
   });
+});
+
+t.test('announced through BIRD under the unit: up once started, withdrawn by stop, and by ExecStopPost after a crash', async (t) => {
+  const example = await exampleConfig();
+  const file = join(machine.root, 'etc/faithd6.yaml');
+  t.teardown(() => writeFile(file, example));
+  await writeConfig(`${example}\nannounce:\n  birdSocket: /run/bird/bird.ctl\n  protocol: faithd6\n  withdrawGrace: 500ms\n`);
+  await machine.systemctl('reset-failed', UNIT);
+  t.equal((await machine.systemctl('start', UNIT)).code, 0, 'systemctl start');
+  t.equal(await bird.state('faithd6'), 'up', 'announced by the time systemctl start returned (READY=1)');
+  t.match(
+    (await status()).announce,
+    { announced: true, reason: 'every listener accepts', error: null },
+    'the unprivileged daemon reaches BIRD inside its sandbox',
+  );
+  const doctor = await machine.exec(['faithd6', 'doctor', '-c', '/etc/faithd6.yaml']);
+  t.match(doctor.stdout, `✓ BIRD protocol faithd6 on /run/bird/bird.ctl: a static protocol, up, announcing ${PREFIX}`, 'faithd6 doctor in the machine');
+
+  let mark = (await machine.journal(UNIT)).length;
+  t.equal((await machine.systemctl('stop', UNIT)).code, 0, 'systemctl stop');
+  t.equal(await bird.state('faithd6'), 'down', 'withdrawn by the stop');
+  t.ok(
+    (await machine.journal(UNIT)).slice(mark).some((l) => l.endsWith('BIRD protocol faithd6 was already disabled')),
+    "ExecStopPost's withdraw found it done",
+  );
+
+  // A crash of the whole unit at once: nothing of faithd6 lives to withdraw, ExecStopPost does.
+  t.equal((await machine.systemctl('start', UNIT)).code, 0);
+  t.equal(await bird.state('faithd6'), 'up');
+  mark = (await machine.journal(UNIT)).length;
+  t.equal((await machine.systemctl('kill', '--signal=SIGKILL', UNIT)).code, 0, 'systemctl kill --signal=SIGKILL: every process of the unit');
+  await until('the withdraw of ExecStopPost', 20_000, async () =>
+    (await machine.journal(UNIT)).slice(mark).some((l) => l.endsWith('withdrawn: BIRD protocol faithd6 disabled')),
+  );
+  t.pass('ExecStopPost withdrew after the crash');
+  // Restart=on-failure brings it back, announcing again.
+  await until(
+    'the restarted unit to announce',
+    30_000,
+    async () => (await machine.property(UNIT, 'ActiveState')) === 'active' && (await bird.state('faithd6')) === 'up',
+  );
+  t.pass('restarted by systemd, it announces again');
+  t.equal((await machine.systemctl('stop', UNIT)).code, 0);
+  t.equal(await bird.state('faithd6'), 'down');
 });
