@@ -28,14 +28,7 @@ const workers = (): number[] => daemon.proc.filter((l) => l.msg === 'worker star
 t.test('supervisor SIGKILLed: its workers withdraw, then exit', async (t) => {
   t.equal(await bird.state(PROTOCOL), 'up', 'announced');
   // The links are handed out after BIRD answered the first enable: wait until BIRD sees them.
-  for (let i = 0; ; i++) {
-    // BIRD's ends of the connections: its listener and one per CLI session, each at the socket's path.
-    const out = (await net.run('xl', 'ss', ['-Hx', 'src', bird.socket])).stdout;
-    const cli = out.split('\n').filter((l) => l.startsWith('u_str') && l.includes('ESTAB')).length;
-    if (cli >= 3) break;
-    if (i === 100) throw new Error(`the workers' BIRD connections did not appear (${cli})`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await bird.sessions(3);
   const pids = workers();
   t.equal(pids.length, 3);
   const killed = Date.now();

@@ -12,7 +12,7 @@ import t, { type Test } from 'tap';
 import { requireBird } from '../fixtures/bird.js';
 import { portOf } from '../fixtures/daemon.js';
 import { isDone, type Line } from '../fixtures/netns.js';
-import { ANYCAST, ANYCAST_PORT, clientPortsOn, startAnycast, type Translator } from '../fixtures/anycast.js';
+import { anycastClient, ANYCAST_PORT, clientPortsOn, startAnycast, type Translator } from '../fixtures/anycast.js';
 
 requireBird();
 
@@ -29,21 +29,7 @@ interface Tally {
 
 /** Ten streams; `change` runs once they are under way (at a point that differs per round); their ends. */
 async function round(n: number, change: () => Promise<void>): Promise<{ ends: Line[]; before: Record<Translator, Set<number>> }> {
-  const c = net.peer('c6', [
-    'client',
-    'echo',
-    '4MiB',
-    '--rate',
-    '4MiB',
-    '--conns',
-    '10',
-    '--host',
-    ANYCAST.server6,
-    '--port',
-    String(ANYCAST_PORT),
-    '--timeout',
-    '60',
-  ]);
+  const c = anycastClient(net, ['echo', '4MiB', '--rate', '4MiB', '--conns', '10', '--timeout', '60']);
   await c.waitForCount((l) => l.event === 'connected', 10, { timeout: 10_000 });
   await new Promise((resolve) => setTimeout(resolve, 200 + ((n * 37) % 400)));
   const before = { xl1: await clientPortsOn(net, 'xl1', ANYCAST_PORT), xl2: await clientPortsOn(net, 'xl2', ANYCAST_PORT) };
