@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { formatDuration } from '../config/duration.js';
 import { loadConfig } from '../config/load.js';
 import type { DaemonStatus } from '../control/protocol.js';
+import type { PlaneChoice } from '../relay/native.js';
 import type { WorkerStats } from '../worker/messages.js';
 import { verb, type CliContext } from './context.js';
 import { daemonStatus, runtimeDirectoryOf } from './daemon-control.js';
@@ -62,6 +63,11 @@ async function checkFile(file: string): Promise<FileCheck> {
   }
 }
 
+/** `native`, or `js` and why not native when that was configured. */
+function planeText(plane: PlaneChoice): string {
+  return plane.fallback === null ? plane.dataPlane : `${plane.dataPlane}, not native: ${plane.fallback}`;
+}
+
 /** The human form of a status. */
 export function formatStatus(status: DaemonStatus, file: FileCheck): string {
   const lines = [
@@ -70,6 +76,7 @@ export function formatStatus(status: DaemonStatus, file: FileCheck): string {
       ? `config: ${status.config}`
       : `config: ${status.config} — the file is now INVALID, a reload would be refused (the daemon keeps its config):\n  ${file.error?.replaceAll('\n', '\n  ') ?? ''}`,
     `prefixes: ${status.prefixes.join(', ')}`,
+    `data plane: ${planeText(status.dataPlane)}`,
   ];
   const reload = status.lastReload;
   if (reload === null) lines.push('last reload: none');
@@ -83,7 +90,8 @@ export function formatStatus(status: DaemonStatus, file: FileCheck): string {
   }
   for (const port of status.ports) {
     const n = port.workers.length;
-    lines.push(`port ${port.port} -> backend port ${port.backendPort}, ${n} worker${n === 1 ? '' : 's'}: ${counters(port.totals)}`);
+    const plane = port.dataPlane.dataPlane === status.dataPlane.dataPlane ? '' : ` (${planeText(port.dataPlane)})`;
+    lines.push(`port ${port.port} -> backend port ${port.backendPort}, ${n} worker${n === 1 ? '' : 's'}${plane}: ${counters(port.totals)}`);
     for (const worker of port.workers) {
       const state = worker.pid === null ? 'restarting' : worker.answering ? `pid ${worker.pid}` : `pid ${worker.pid} NOT ANSWERING`;
       const detail = worker.stats === null ? '' : `, ${worker.stats.active} active, ${worker.stats.relayed} relayed`;

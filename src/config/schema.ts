@@ -256,6 +256,26 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false, description: 'announcing the prefixes over BGP through BIRD', default: {}, 'x-reload': 'restart' },
       ),
     ),
+    dataPlane: Type.Optional(
+      OneOf(['native', 'js'], {
+        description:
+          'native: the relay mechanics (accept, connect, moving bytes, half-close, resets, timers) run in C (the addon in native/), the decisions in TypeScript; js: all of it in JavaScript. Where the addon cannot load, faithd6 says so and uses js',
+        default: 'native',
+        'x-reload': 'restart',
+        'x-explain': {
+          native: 'the native data plane, or js where its addon cannot load',
+          js: 'the JavaScript data plane',
+        },
+      }),
+    ),
+    listenBacklog: Type.Optional(
+      Int(
+        0,
+        1_000_000,
+        "connections the kernel completes and queues for the workers of a port before they accept them (listen(2)'s backlog), capped by the kernel at net.core.somaxconn; 0: that value",
+        { default: 0, 'x-reload': 'restart', 'x-explain': { 0: 'net.core.somaxconn, the most the kernel allows' } },
+      ),
+    ),
     user: Type.Optional(
       Formatted<string | null>('user-name', {
         pattern: '^[A-Za-z_][A-Za-z0-9_-]{0,31}$',

@@ -1,4 +1,5 @@
 import type { AnnounceStatus } from '../announce/announcer.js';
+import type { PlaneChoice } from '../relay/native.js';
 import type { WorkerStats } from '../worker/messages.js';
 
 /** What `faithd6 status` and `reload` ask the daemon over its control socket: one JSON line each way. */
@@ -32,6 +33,8 @@ export interface PortStatus {
   readonly port: number;
   readonly backendPort: number;
   readonly workers: readonly WorkerStatus[];
+  /** The data plane its workers relay on, and why not the native one when that was configured. */
+  readonly dataPlane: PlaneChoice;
   /** The sum over the workers that answered. */
   readonly totals: WorkerStats;
 }
@@ -44,6 +47,8 @@ export interface DaemonStatus {
   /** Seconds since start. */
   readonly uptime: number;
   readonly prefixes: readonly string[];
+  /** The configured data plane, and what plain TCP services relay on (`fallback`: why not native). */
+  readonly dataPlane: PlaneChoice & { readonly configured: 'native' | 'js' };
   readonly lastReload: ReloadOutcome | null;
   /** The BGP announcement through BIRD; null when the config has none. */
   readonly announce: AnnounceStatus | null;

@@ -6,6 +6,7 @@ import type { Config, ServiceConfig } from '../config/types.js';
 import type { DaemonStatus, PortStatus, ReloadOutcome } from '../control/protocol.js';
 import { FaithdError } from '../errors.js';
 import { bindHandle, UV_TCP_IPV6ONLY, type TcpHandle } from '../relay/listener.js';
+import { choosePlane, type PlaneChoice } from '../relay/native.js';
 import type { Logger } from '../log.js';
 import { addLocalRoutes, removeLocalRoutes, requireLocalRoutes } from '../system/route.js';
 import { workerIdentity, type Identity } from '../system/user.js';
@@ -59,12 +60,24 @@ interface Slot {
   failures: number;
   restarts: number;
   restartTimer: NodeJS.Timeout | undefined;
+  /** The data plane its process said it listens on. */
+  dataPlane: PlaneChoice | undefined;
   /** The counters its current process last reported (a pong, or its last words on draining). */
   lastSeen: WorkerStats | undefined;
 }
 
 function newSlot(port: number): Slot {
-  return { port, child: undefined, birdLinked: false, startedAt: 0, failures: 0, restarts: 0, restartTimer: undefined, lastSeen: undefined };
+  return {
+    port,
+    child: undefined,
+    birdLinked: false,
+    startedAt: 0,
+    failures: 0,
+    restarts: 0,
+    restartTimer: undefined,
+    lastSeen: undefined,
+    dataPlane: undefined,
+  };
 }
 
 /** A port with its bound socket and its workers. */
@@ -138,12 +151,15 @@ export class Supervisor {
       await this.teardown(0);
       throw err;
     }
+    const plane = this.dataPlane();
+    if (plane.fallback !== null) this.log.warn({ reason: plane.fallback }, 'native data plane unavailable: relaying on the JavaScript data plane');
     this.log.info(
       {
         ports: [...this.ports.keys()],
         prefixes: this.config.prefixes,
         workers: this.workerCount(),
         user: this.identity?.name,
+        dataPlane: plane.dataPlane,
       },
       'ready',
     );
@@ -301,6 +317,11 @@ export class Supervisor {
     return answers.size === expected;
   }
 
+  /** The configured data plane and what plain TCP services relay on (the workers load the same addon). */
+  private dataPlane(): PlaneChoice & { readonly configured: 'native' | 'js' } {
+    return { configured: this.config.dataPlane, ...choosePlane(this.config.dataPlane, 'tcp') };
+  }
+
   /** Everything `faithd6 status` shows, with fresh counters from each worker. */
   async status(): Promise<DaemonStatus> {
     const { answers } = await this.ping(1_000);
@@ -313,6 +334,7 @@ export class Supervisor {
         port: port.service.port,
         backendPort: port.service.backendPort,
         workers,
+        dataPlane: port.slots.find((slot) => slot.dataPlane !== undefined)?.dataPlane ?? choosePlane(this.config.dataPlane, port.service.protocol),
         totals: sumStats(workers.flatMap((w) => (w.stats ? [w.stats] : []))),
       };
     });
@@ -323,6 +345,7 @@ export class Supervisor {
       startedAt: this.startedAt.toISOString(),
       uptime: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
       prefixes: this.config.prefixes,
+      dataPlane: this.dataPlane(),
       lastReload: this.lastReload,
       announce: this.announcer?.status() ?? null,
       ports,
@@ -424,6 +447,7 @@ export class Supervisor {
       const onMessage = (message: FromWorker): void => {
         if (message.type === 'listening') {
           cleanup();
+          slot.dataPlane = { dataPlane: message.dataPlane, fallback: message.fallback };
           // A new worker gets its connection to BIRD now if BIRD answers, not at the next re-assert.
           if (this.announcer?.status().error === null) void this.linkWorkers();
           // A worker that keeps running this long ends its port's run of failures.

@@ -1,6 +1,7 @@
 /**
  * `faithd6 doctor`: runs the checks of this host, one file each in this folder, in the order an
- * operator fixes things: the config, IPv6, the local routes, the ports, forwarding, DNS names.
+ * operator fixes things: the config, IPv6, the local routes, the ports, the data plane and the
+ * listen backlog, forwarding, DNS names.
  */
 import { loadConfig } from '../config/load.js';
 import type { LoadedConfig } from '../config/types.js';
@@ -11,6 +12,7 @@ import { forwardingChecks } from './forwarding.js';
 import { ftpChecks } from './ftp.js';
 import { ipv6Check } from './ipv6.js';
 import { nameChecks } from './names.js';
+import { backlogCheck, planeCheck } from './plane.js';
 import { portChecks } from './ports.js';
 import { Reachability } from './reachability.js';
 import { routeCheck } from './route.js';
@@ -54,6 +56,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     const { config } = loaded;
     for (const prefix of config.prefixes) checks.push(await routeCheck(config, prefix));
     checks.push(...(await portChecks(config)));
+    checks.push(planeCheck(config), backlogCheck(config));
     checks.push(...ftpChecks(config));
     checks.push(...(await birdChecks(config)));
   }

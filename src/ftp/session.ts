@@ -22,6 +22,8 @@ export const MAX_OUTSTANDING = 64;
 export const MAX_DATA_LISTENERS = 2;
 /** How long a data listener waits for its one connection. */
 export const DATA_LISTEN_TIMEOUT = 30_000;
+/** The listen backlog of a data connection's listener: one connection is expected, a few may try. */
+const DATA_BACKLOG = 8;
 /** After a protocol error, how long the client may take to read the gateway's last reply and close. */
 const LINGER = 2_000;
 
@@ -93,7 +95,8 @@ class DataListener {
       () => {},
     );
     try {
-      this.listener.listen();
+      // A data connection's listener waits for one connection.
+      this.listener.listen(DATA_BACKLOG);
     } catch (err) {
       this.listener.close();
       throw err;

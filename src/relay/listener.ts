@@ -13,8 +13,6 @@ import { READ_INTO } from './pump.js';
 
 /** libuv's UV_TCP_IPV6ONLY flag for uv_tcp_bind (uv.h; stable across libuv 1.x). */
 export const UV_TCP_IPV6ONLY = 1;
-/** node:net's default accept backlog (the kernel caps it at net.core.somaxconn). */
-const BACKLOG = 511;
 
 /** libuv's TCP handle (node's TCPWrap), the parts used here. */
 export interface TcpHandle {
@@ -80,9 +78,12 @@ export class Listener {
     };
   }
 
-  /** Starts accepting; throws with the errno name as `code` when the kernel refuses. */
-  listen(): void {
-    const err = this.handle.listen(BACKLOG);
+  /**
+   * Starts accepting, the kernel queueing up to `backlog` connections (it caps that at
+   * net.core.somaxconn); throws with the errno name as `code` when the kernel refuses.
+   */
+  listen(backlog: number): void {
+    const err = this.handle.listen(backlog);
     if (err !== 0) throw new SystemError(getSystemErrorName(err), `listen: ${getSystemErrorName(err)}`);
   }
 

@@ -66,8 +66,9 @@ export interface RelayResult {
  */
 export type Splice = (relay: Relay) => { readonly up: Direction; readonly down: Direction };
 
-function connectFailure(err: NodeJS.ErrnoException): EndReason {
-  switch (err.code) {
+/** What a connect error (its errno name) means for the log line. */
+export function connectFailure(code: string | undefined): EndReason {
+  switch (code) {
     case 'ECONNREFUSED':
       return 'refused';
     case 'EHOSTUNREACH':
@@ -245,7 +246,7 @@ export class Relay {
     if (this.end !== undefined) return;
     this.error = err.code ?? err.message;
     if (socket === this.client) this.abort('reset by client');
-    else this.abort(this.connected ? 'reset by server' : connectFailure(err));
+    else this.abort(this.connected ? 'reset by server' : connectFailure(err.code));
   }
 
   /** Records why the connection ends and resets whatever is still open. */

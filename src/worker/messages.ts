@@ -13,7 +13,8 @@ export type ToWorker =
 
 /** Messages a worker sends the supervisor. */
 export type FromWorker =
-  | { readonly type: 'listening' }
+  /** Listening, on this data plane (and why not the native one, when that was configured). */
+  | { readonly type: 'listening'; readonly dataPlane: 'native' | 'js'; readonly fallback: string | null }
   | { readonly type: 'listen failed'; readonly code: string; readonly message: string }
   | { readonly type: 'pong'; readonly seq: number; readonly stats: WorkerStats }
   | { readonly type: 'drained'; readonly stats: WorkerStats }

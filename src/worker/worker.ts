@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { AccessPolicy, hostIPv4Addresses } from '../policy/access.js';
-import { TranslationPrefix } from '../net/address.js';
+import { parseIPv4, TranslationPrefix } from '../net/address.js';
 import type { Config, ServiceConfig, TimeoutsConfig } from '../config/types.js';
 import { CONNECT_BUCKETS, DURATION_BUCKETS, emptyStats, observe, type FromWorker, type ToWorker, type WorkerStats } from './messages.js';
 import { Admission, type Ticket } from '../policy/limits.js';
@@ -9,11 +9,13 @@ import { LogLimiter } from './log-limiter.js';
 import { SystemError } from '../errors.js';
 import { workerTitle } from '../system/proc.js';
 import { createLogger, type Logger } from '../log.js';
-import { decide, type Translator } from '../relay/decide.js';
+import { decide, type Permit, type Translator } from '../relay/decide.js';
 import { dial, KEEPALIVE_DELAY } from '../relay/dial.js';
 import { proxyHeader, type ProxyProtocol } from '../relay/proxy-protocol.js';
-import { Listener, type TcpHandle } from '../relay/listener.js';
-import { CONNECT_FAILURES, Relay, reset, type EndReason, type RelayHooks, type RelayResult } from '../relay/relay.js';
+import { boundPort, Listener, type TcpHandle } from '../relay/listener.js';
+import { CONNECT_FAILURES, Relay, reset, type EndReason, type RelayHooks, type RelayPeers, type RelayResult } from '../relay/relay.js';
+import { choosePlane, copyMode, loadNative, NativePlane, type NativeHost, type PlaneChoice } from '../relay/native.js';
+import { listenBacklog } from '../system/somaxconn.js';
 import { FtpSession, type LogFields, type SessionHost } from '../ftp/session.js';
 import { withdrawOverLink } from '../announce/bird.js';
 
@@ -35,8 +37,25 @@ interface Compiled {
   readonly timeouts: TimeoutsConfig;
   /** The address connections to the backend come from; null: the kernel's choice. */
   readonly source: string | null;
+  /** The same as a 32-bit number for the native data plane; 0: the kernel's choice. */
+  readonly sourceIPv4: number;
   readonly proxyProtocol: ProxyProtocol;
   readonly protocol: 'tcp' | 'ftp';
+}
+
+/** A connection accepted and admitted: what it is relayed with. */
+interface Admitted {
+  readonly decision: Permit;
+  readonly ticket: Ticket;
+  readonly peers: RelayPeers;
+  /** The PROXY protocol header for the backend, when the service sends one. */
+  readonly header: Buffer | undefined;
+}
+
+/** The worker's record of a connection the native data plane relays. */
+interface NativeRecord {
+  readonly peers: RelayPeers;
+  readonly ticket: Ticket;
 }
 
 /** What the owner of a relay does with its log fields once it has closed; `log` writes the usual line. */
@@ -52,6 +71,7 @@ function compile(config: Config, port: number): Compiled {
     translator: { port: service.port, backendPort: service.backendPort, prefixes, policy },
     timeouts: config.timeouts,
     source: service.source ?? config.source,
+    sourceIPv4: parseIPv4(service.source ?? config.source ?? '') ?? 0,
     proxyProtocol: service.proxyProtocol,
     protocol: service.protocol,
   };
@@ -71,7 +91,9 @@ export class Worker {
     return this.log;
   }
   private listener: Listener | undefined;
-  /** Open relays and the admission slots each holds. */
+  /** The native data plane and the connections it relays, when this worker uses it. */
+  private native: NativePlane<NativeRecord> | undefined;
+  /** Open relays (JavaScript data plane) and the admission slots each holds. */
   private readonly relays = new Map<Relay, Ticket>();
   /** Relays whose log line is someone else's to write: an FTP session's control and data connections. */
   private readonly reporters = new Map<Relay, Reporter>();
@@ -84,8 +106,12 @@ export class Worker {
   /** Counters; bytes here are those of closed connections (stats() adds the open ones). */
   private readonly counts: WorkerStats = emptyStats();
 
+  /** What a reload does not change: the data plane and the listen backlog (0: net.core.somaxconn). */
+  private readonly configured: Pick<Config, 'dataPlane' | 'listenBacklog'>;
+
   constructor(config: Config, port: number, log: Logger) {
     this.compiled = compile(config, port);
+    this.configured = { dataPlane: config.dataPlane, listenBacklog: config.listenBacklog };
     this.log = log;
     this.limited = new LogLimiter(log);
     this.admission = new Admission(config.limits);
@@ -108,17 +134,36 @@ export class Worker {
 
   private descriptorTimer: NodeJS.Timeout | undefined;
 
-  /** Starts accepting on the bound socket handle received from the supervisor. */
-  listen(handle: TcpHandle): void {
-    const listener = new Listener(handle, KEEPALIVE_DELAY, this.onConnection, this.onAcceptError);
-    listener.listen();
-    const bound = listener.port;
+  /**
+   * Starts accepting on the bound socket handle received from the supervisor, on the data
+   * plane of the config where it can (choosePlane), with the config's listen backlog. Says
+   * which data plane it is.
+   */
+  listen(handle: TcpHandle): PlaneChoice {
+    const plane = choosePlane(this.configured.dataPlane, this.compiled.protocol);
+    const bound = boundPort(handle);
     if (bound !== this.compiled.service.port) {
-      listener.close();
+      handle.close();
       throw new SystemError('EADDRINUSE', `listening on port ${bound ?? 'none'}, not ${this.compiled.service.port}`);
     }
-    this.listener = listener;
+    const backlog = listenBacklog(this.configured.listenBacklog);
+    const addon = plane.dataPlane === 'native' ? loadNative().addon : undefined;
+    if (addon !== undefined) {
+      const native = new NativePlane(addon, this.nativeHost, copyMode());
+      try {
+        native.listen(handle, backlog, KEEPALIVE_DELAY);
+      } catch (err) {
+        native.close();
+        throw err;
+      }
+      this.native = native;
+    } else {
+      const listener = new Listener(handle, KEEPALIVE_DELAY, this.onConnection, this.onAcceptError);
+      listener.listen(backlog);
+      this.listener = listener;
+    }
     this.watchDescriptors();
+    return plane;
   }
 
   // An accept error must not kill the worker: the listener goes on (src/relay/listener.ts).
@@ -134,6 +179,11 @@ export class Worker {
     this.log.level = config.log.level;
   }
 
+  /** Relayed connections open, on either data plane. */
+  private get open(): number {
+    return this.relays.size + (this.native?.size ?? 0);
+  }
+
   /** Milliseconds open connections may take to finish when the worker stops. */
   get drainTimeout(): number {
     return this.compiled.timeouts.drain;
@@ -143,6 +193,11 @@ export class Worker {
   stats(): WorkerStats {
     let up = this.counts.up;
     let down = this.counts.down;
+    if (this.native !== undefined) {
+      const open = this.native.stats();
+      up += open.up;
+      down += open.down;
+    }
     for (const relay of this.relays.keys()) {
       const reversed = this.reversed.has(relay);
       up += (reversed ? relay.backend : relay.client).bytesRead;
@@ -151,7 +206,7 @@ export class Worker {
     const cpu = process.cpuUsage();
     return {
       ...this.counts,
-      active: this.relays.size,
+      active: this.open,
       up,
       down,
       ends: { ...this.counts.ends },
@@ -171,18 +226,20 @@ export class Worker {
   drain(deadline: number): Promise<void> {
     this.draining = true;
     this.listener?.close();
-    this.logger.info({ open: this.relays.size }, 'stopped accepting; draining');
+    this.native?.unlisten();
+    this.logger.info({ open: this.open }, 'stopped accepting; draining');
     clearInterval(this.descriptorTimer);
     this.admission.close();
     return new Promise((resolve) => {
       const check = (): void => {
-        if (this.relays.size > 0) return;
+        if (this.open > 0) return;
         clearTimeout(timer);
         resolve();
       };
       const timer = setTimeout(
         () => {
           for (const relay of this.relays.keys()) relay.stop();
+          this.native?.resetAll();
           check();
         },
         Math.max(0, deadline - Date.now()),
@@ -194,39 +251,84 @@ export class Worker {
 
   private afterClose: (() => void) | undefined;
 
-  /** One accepted connection, step by step: decide, admit, dial, relay (logged at its close). */
-  private readonly onConnection = (socket: net.Socket): void => {
+  /**
+   * The accept decision and admission of one connection, the same on both data planes: the
+   * translation and the rules (decide), the limits, and the PROXY protocol header. Undefined
+   * when it is refused: counted, logged and `socket` reset (the native plane resets its own).
+   */
+  private admit(
+    socket: net.Socket | undefined,
+    dialled: string | undefined,
+    dialledPort: number | undefined,
+    remote: string | undefined,
+    remotePort: number | undefined,
+  ): Admitted | undefined {
     const { compiled } = this;
-    const decision = decide(compiled.translator, socket.localAddress, socket.remoteAddress, socket.remotePort, socket.localPort);
+    const decision = decide(compiled.translator, dialled, remote, remotePort, dialledPort);
     if (!decision.relay) {
       this.refuse(socket, decision.end, decision.client, decision.fields);
-      return;
+      return undefined;
     }
     const { dst, backend } = decision;
     const ticket = this.draining ? 'draining' : this.admission.admit(decision.source, decision.ipv4);
     if (typeof ticket === 'string') {
       this.refuse(socket, 'limit', decision.client, { dst, backend, reason: ticket });
-      return;
+      return undefined;
     }
-    const peers = { client: decision.client, dst, backend };
-    const toBackend = dial(decision.backendHost, decision.backendPort, compiled.source);
     let header: Buffer | undefined;
     if (compiled.proxyProtocol !== 'none') {
       const client = { address: decision.source, text: decision.clientAddress, port: decision.clientPort };
       header = proxyHeader(compiled.proxyProtocol, client, { address: decision.dialled, text: dst, port: decision.dialledPort });
     }
+    this.counts.relayed += 1;
+    return { decision, ticket, header, peers: { client: decision.client, dst, backend } };
+  }
+
+  /** One connection the JavaScript data plane accepted: decide, admit, dial, relay (logged at its close). */
+  private readonly onConnection = (socket: net.Socket): void => {
+    const admitted = this.admit(socket, socket.localAddress, socket.localPort, socket.remoteAddress, socket.remotePort);
+    if (admitted === undefined) return;
+    const { compiled } = this;
+    const { decision, peers } = admitted;
+    const toBackend = dial(decision.backendHost, decision.backendPort, compiled.source);
     const session =
       compiled.protocol === 'ftp'
         ? new FtpSession(
             this.sessionHost,
-            { clientAddress: decision.clientAddress, clientPort: decision.clientPort, dst, backendHost: decision.backendHost, client: decision.client },
+            {
+              clientAddress: decision.clientAddress,
+              clientPort: decision.clientPort,
+              dst: decision.dst,
+              backendHost: decision.backendHost,
+              client: decision.client,
+            },
             { client: decision.source, dialled: decision.dialled, backend: decision.ipv4 },
           )
         : undefined;
-    const relay = new Relay(socket, toBackend, peers, compiled.timeouts, this.hooks, header, session?.splice);
-    this.relays.set(relay, ticket);
-    this.counts.relayed += 1;
+    const relay = new Relay(socket, toBackend, peers, compiled.timeouts, this.hooks, admitted.header, session?.splice);
+    this.relays.set(relay, admitted.ticket);
     if (session !== undefined) this.reporters.set(relay, (fields, _result, log) => session.closed(log, fields));
+  };
+
+  /** What the native data plane asks of this worker: the same decision, counters and log lines. */
+  private readonly nativeHost: NativeHost<NativeRecord> = {
+    accepted: (local, localPort, remote, remotePort) => {
+      const admitted = this.admit(undefined, local, localPort, remote, remotePort);
+      if (admitted === undefined) return undefined;
+      const { decision, ticket, peers, header } = admitted;
+      const { compiled } = this;
+      return {
+        ipv4: decision.ipv4,
+        port: decision.backendPort,
+        source: compiled.sourceIPv4,
+        timeouts: compiled.timeouts,
+        preamble: header,
+        token: { peers, ticket },
+      };
+    },
+    established: (record, ms) => this.established(record.ticket, ms),
+    closed: (record, result) => this.closed(record.peers, record.ticket, result, undefined),
+    acceptFailed: (code) => this.onAcceptError(code),
   };
 
   /** What FTP sessions ask of this worker: their data connections are admitted and relayed like any. */
@@ -267,34 +369,40 @@ export class Worker {
   };
 
   private readonly hooks: RelayHooks = {
-    established: (relay) => {
-      const ticket = this.relays.get(relay);
-      if (ticket) this.admission.established(ticket);
-      const seconds = (performance.now() - relay.started) / 1000;
-      observe(this.counts.connectSeconds, CONNECT_BUCKETS, seconds);
-      this.counts.connectSecondsSum += seconds;
-    },
+    established: (relay) => this.established(this.relays.get(relay), performance.now() - relay.started),
     closed: (relay, result) => this.onRelayClose(relay, result),
   };
 
+  /** A backend answered after `ms`: the connection holds an established place now. */
+  private established(ticket: Ticket | undefined, ms: number): void {
+    if (ticket) this.admission.established(ticket);
+    observe(this.counts.connectSeconds, CONNECT_BUCKETS, ms / 1000);
+    this.counts.connectSecondsSum += ms / 1000;
+  }
+
   private onRelayClose(relay: Relay, closed: RelayResult): void {
     const ticket = this.relays.get(relay);
-    if (ticket) this.admission.release(ticket);
     this.relays.delete(relay);
     const result = this.reversed.delete(relay) ? reverse(closed) : closed;
+    const reporter = this.reporters.get(relay);
+    this.reporters.delete(relay);
+    this.closed(relay.peers, ticket, result, reporter);
+  }
+
+  /** A relayed connection closed, on either data plane: its place, its counters, its log line. */
+  private closed(peers: RelayPeers, ticket: Ticket | undefined, result: RelayResult, reporter: Reporter | undefined): void {
+    if (ticket) this.admission.release(ticket);
     this.counts.up += result.up;
     this.counts.down += result.down;
     bump(this.counts.ends, result.end);
     observe(this.counts.durationSeconds, DURATION_BUCKETS, result.ms / 1000);
     this.counts.durationSecondsSum += result.ms / 1000;
-    const fields = { ...relay.peers, up: result.up, down: result.down, ms: result.ms, end: result.end, error: result.error };
+    const fields = { ...peers, up: result.up, down: result.down, ms: result.ms, end: result.end, error: result.error };
     if (CONNECT_FAILURES.has(result.end)) this.counts.connectFailed += 1;
     const log = (line: LogFields): void => {
       if (CONNECT_FAILURES.has(result.end)) this.limited.info(line, 'relay closed', result.end);
       else this.log.info(line, 'relay closed');
     };
-    const reporter = this.reporters.get(relay);
-    this.reporters.delete(relay);
     if (reporter === undefined) log(fields);
     else reporter(fields, result, log);
     this.afterClose?.();
@@ -347,8 +455,8 @@ export function runWorker(): void {
         process.title = workerTitle(message.port);
         worker = new Worker(message.config, message.port, log);
         try {
-          worker.listen(handle as TcpHandle);
-          send({ type: 'listening' });
+          const plane = worker.listen(handle as TcpHandle);
+          send({ type: 'listening', ...plane });
         } catch (err) {
           const { code, message: text } = err as NodeJS.ErrnoException;
           send({ type: 'listen failed', code: code ?? 'ERROR', message: text });

@@ -26,6 +26,7 @@ const STATUS: DaemonStatus = {
   startedAt: '2026-11-22T10:00:00.000Z',
   uptime: 3723,
   prefixes: ['2001:db8:5999::/96'],
+  dataPlane: { configured: 'native', dataPlane: 'native', fallback: null },
   announce: null,
   lastReload: { ok: true, at: '2026-11-22T11:00:00.000Z', changes: ['rules changed (1 -> 2 rules)'], warnings: [] },
   ports: [
@@ -36,6 +37,7 @@ const STATUS: DaemonStatus = {
         { pid: 4243, restarts: 0, answering: true, stats: stats(1, 10, 1536, 3 * 1024 * 1024) },
         { pid: null, restarts: 2, answering: false, stats: null },
       ],
+      dataPlane: { dataPlane: 'native', fallback: null },
       totals: stats(1, 10, 1536, 3 * 1024 * 1024),
     },
   ],
@@ -47,6 +49,19 @@ t.test('bytes for people', async (t) => {
   t.equal(formatBytes(1023), '1023 B');
   t.equal(formatBytes(1536), '1.5 KiB');
   t.equal(formatBytes(5 * 1024 ** 3), '5.0 GiB');
+});
+
+t.test('the human status says which data plane relays, and why not the native one', async (t) => {
+  t.match(formatStatus(STATUS, { valid: true }), '\ndata plane: native\n');
+  const ftp = { ...STATUS.ports[0]!, port: 21, backendPort: 21, dataPlane: { dataPlane: 'js' as const, fallback: 'the FTP gateway relays in JavaScript' } };
+  const mixed = formatStatus({ ...STATUS, ports: [...STATUS.ports, ftp] }, { valid: true });
+  t.match(mixed, 'port 21 -> backend port 21, 2 workers (js, not native: the FTP gateway relays in JavaScript): ', 'a port on another plane says so');
+  t.match(mixed, 'port 5999 -> backend port 5999, 2 workers: ', 'a port on the daemon-wide plane says nothing more');
+  const fallback = { configured: 'native' as const, dataPlane: 'js' as const, fallback: 'the native addon did not load: No native build was found' };
+  t.match(
+    formatStatus({ ...STATUS, dataPlane: fallback }, { valid: true }),
+    '\ndata plane: js, not native: the native addon did not load: No native build was found\n',
+  );
 });
 
 t.test('the human status names every port, worker and counter', async (t) => {

@@ -36,6 +36,8 @@ rules:
 timeouts: {connect: 10s, idle: 1h30m, halfClosed: 90s, drain: 0}
 limits: {connectionsPerWorker: 100}
 log: {level: warn}
+dataPlane: js
+listenBacklog: 2048
 user: nobody
 `;
   // Translations of 192.0.2.33 are the ones RFC 6052 §2.4 tabulates for these lengths.
@@ -60,6 +62,8 @@ log: level warn
 source: not set (the kernel picks it by the route to each backend)
 metrics: listen not set (no metrics are served)
 announce: birdSocket not set (no announcement: the prefixes are routed to this host by other means), protocol faithd6, withdrawGrace 2s
+dataPlane: js (the JavaScript data plane)
+listenBacklog: 2048
 user: nobody
 runtimeDirectory: /run/faithd6
 warnings:
@@ -85,6 +89,8 @@ rules:
     'timeouts: connect 5s, idle 2h4m, halfClosed 4m, drain 30s',
     'limits: connectionsPerWorker 4096, connectionsPerSource 512, sourcePrefixLength 64, pendingConnects 1024, pendingConnectsPerSource 64, connectionsPerBackend 2048, newConnectionsPerSecond 100',
     'log: level info',
+    'dataPlane: native (the native data plane, or js where its addon cannot load)',
+    'listenBacklog: 0 (net.core.somaxconn, the most the kernel allows)',
     'user: not set (faithd6 if that user exists, else nobody)',
     'runtimeDirectory: /run/faithd6',
     'warnings: none',

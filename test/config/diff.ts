@@ -58,10 +58,13 @@ route: external
 services:
   - port: 5999
 rules: []
+dataPlane: js
+listenBacklog: 64
 user: nobody
 runtimeDirectory: /run/other
 `;
   const plan = planReload(running, config(edited));
+  t.same([plan.config.dataPlane, plan.config.listenBacklog], ['native', 0], 'the data plane and the listen backlog stay');
   t.same(plan.config.prefixes, ['2001:db8:5999::/96'], 'the running prefixes stay');
   t.equal(plan.config.route, 'manage', 'and the route mode');
   t.equal(plan.config.user, null, 'and the user');
@@ -74,6 +77,8 @@ runtimeDirectory: /run/other
   t.same(plan.kept, [
     'prefixes is unchanged until faithd6 is restarted (2001:db8:5999::/96 stays; the file says 2001:db8:6000::/96)',
     'route is unchanged until faithd6 is restarted (manage stays; the file says external)',
+    'dataPlane is unchanged until faithd6 is restarted (native stays; the file says js)',
+    'listenBacklog is unchanged until faithd6 is restarted (0 stays; the file says 64)',
     'user is unchanged until faithd6 is restarted (not set stays; the file says nobody)',
     'runtimeDirectory is unchanged until faithd6 is restarted (/run/faithd6 stays; the file says /run/other)',
   ]);

@@ -68,6 +68,8 @@ t.test('a minimal file gets every default, from DEFAULTS', async (t) => {
     source: null,
     metrics: { listen: null },
     announce: { birdSocket: null, protocol: 'faithd6', withdrawGrace: 2000 },
+    dataPlane: 'native',
+    listenBacklog: 0,
     user: DEFAULTS.user,
     runtimeDirectory: DEFAULTS.runtimeDirectory,
   });
@@ -111,6 +113,8 @@ limits:
   connectionsPerWorker: 100
 log:
   level: debug
+dataPlane: js
+listenBacklog: 1024
 user: nobody
 runtimeDirectory: /run/faithd6-test
 `;
@@ -134,6 +138,8 @@ runtimeDirectory: /run/faithd6-test
     source: null,
     metrics: { listen: null },
     announce: { birdSocket: null, protocol: 'faithd6', withdrawGrace: 2000 },
+    dataPlane: 'js',
+    listenBacklog: 1024,
     user: 'nobody',
     runtimeDirectory: '/run/faithd6-test',
   });
@@ -199,7 +205,7 @@ t.test('unknown key at the root', async (t) => {
     text,
     'prefix:',
     'prefix',
-    /^unknown key "prefix" \(did you mean "prefixes"\?\); expected one of: prefixes, route, services, rules, timeouts, limits, log, source, metrics, announce, user, runtimeDirectory$/,
+    /^unknown key "prefix" \(did you mean "prefixes"\?\); expected one of: prefixes, route, services, rules, timeouts, limits, log, source, metrics, announce, dataPlane, listenBacklog, user, runtimeDirectory$/,
   );
 });
 

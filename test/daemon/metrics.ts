@@ -13,7 +13,7 @@ import { configText, freePorts, supervisor, until, type Behaviour, type FakeWork
 const reporting =
   (stats: () => WorkerStats): Behaviour =>
   (worker, message) => {
-    if (message.type === 'listen') worker.reply({ type: 'listening' });
+    if (message.type === 'listen') worker.reply({ type: 'listening', dataPlane: 'js', fallback: null });
     if (message.type === 'ping') worker.reply({ type: 'pong', seq: message.seq, stats: stats() });
     if (message.type === 'drain') worker.exit(0, null);
   };

@@ -51,7 +51,7 @@ t.test('a worker that dies is restarted with the same socket; one that keeps dyi
   // Every process listens, then dies at once: a crash loop.
   const crashing: Behaviour = (w, m) => {
     if (m.type !== 'listen') return healthy(w, m);
-    w.reply({ type: 'listening' });
+    w.reply({ type: 'listening', dataPlane: 'js', fallback: null });
     if (crashes++ < 6) setImmediate(() => w.exit(1, null));
   };
   const { sup, workers, lines } = await supervisor(t, configText(`[{port: ${a}}]`), () => crashing);
@@ -130,7 +130,7 @@ t.test('stop: workers drain until the deadline; one that does not exit is killed
   const [a, b] = await freePorts(2);
   // The second port's worker ignores drain, as a hung worker would.
   const { sup, workers, portOf } = await supervisor(t, configText(`[{port: ${a}}, {port: ${b}}]`).replace('drain: 2s', 'drain: 0'), (port) =>
-    port === b ? (w, m) => (m.type === 'listen' ? w.reply({ type: 'listening' }) : undefined) : healthy,
+    port === b ? (w, m) => (m.type === 'listen' ? w.reply({ type: 'listening', dataPlane: 'js', fallback: null }) : undefined) : healthy,
   );
   await sup.start();
   const before = Date.now();

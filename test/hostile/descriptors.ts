@@ -167,9 +167,20 @@ t.test(`many times ${NOFILE} refused connections, ${AT_ONCE} at a time, then a l
   const delta = (key: 'denied' | 'notTranslated' | 'connectFailed'): number => after.totals[key] - before.totals[key];
   t.equal(delta('denied'), 1000, 'status: 1000 more denied');
   t.equal(delta('notTranslated'), 200, 'status: 200 more not translated');
-  t.equal(delta('connectFailed'), 210, 'status: 210 more connect failures');
   const ended = (reason: string): number => (after.totals.ends[reason] ?? 0) - (before.totals.ends[reason] ?? 0);
-  t.equal(ended('refused'), 200, "status: 200 more ends 'refused'");
+  const endings: Record<string, number> = {};
+  for (const reason of Object.keys(after.totals.ends)) if (ended(reason) !== 0) endings[reason] = ended(reason);
+  figures.push(`status ends ${JSON.stringify(endings)}`);
+  // 50 connects at once to the refusing backend exceed the 10 the descriptors allow at once
+  // whenever the worker accepts faster than the refusals come back (the native plane does):
+  // each of those is refused at admission, counted as over the descriptor limit.
+  const refused = ended('refused');
+  const overLimit = ended('limit');
+  const overDescriptors = (after.totals.limitedBy.descriptors ?? 0) - (before.totals.limitedBy.descriptors ?? 0);
+  t.equal(refused + overLimit, 200, `status: the 200 ended 'refused' (${refused}) or 'limit' (${overLimit})`);
+  t.equal(overDescriptors, overLimit, 'status: every limit hit was the descriptor limit');
+  t.ok(refused >= 10, `at least the 10 connects the descriptors allow at once reached the backend (${refused})`);
+  t.equal(delta('connectFailed'), refused + 10, 'status: the connect failures are those refused and those timed out');
   t.equal(ended('connect timeout'), 10, "status: 10 more ends 'connect timeout'");
 
   const served = await echoOnce('echo after the refusals');

@@ -78,13 +78,15 @@ t.test('a missing local route is ✗ with the fix, and ✓ after route up', asyn
   t.match(entry(before.out, `local route ${PREFIX}`), `\n  fix: faithd6 route up -c ${file}`);
   t.match(entry(before.out, 'port 5999'), /^✓ port 5999: \[::\]:5999 is free$/);
   t.match(entry(before.out, 'forwarding'), /^✓ forwarding and router advertisements: IPv6 forwarding is off/);
-  t.match(before.out, /\n1 of 6 checks failed$/);
+  t.match(entry(before.out, 'data plane'), /^✓ data plane: native, from \/.*faithd6\.node$/);
+  t.match(entry(before.out, 'listen backlog'), /^✓ listen backlog: \d+ \(net\.core\.somaxconn\)$/);
+  t.match(before.out, /\n1 of 8 checks failed$/);
 
   await routeUp(t, file);
   const after = await faithd6(['doctor', '-c', file]);
   t.equal(after.code, 0, after.out);
   t.match(entry(after.out, `local route ${PREFIX}`), `✓ local route ${PREFIX}: present (added by faithd6, proto 70)`);
-  t.match(after.out, /\nall 6 checks passed$/);
+  t.match(after.out, /\nall 8 checks passed$/);
 });
 
 t.test('route: external: the fix is the ip command', async (t) => {

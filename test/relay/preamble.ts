@@ -4,7 +4,7 @@
 // without a byte. Each is repeated, since what arrives first is a matter of timing.
 import net from 'node:net';
 import t, { type Test } from 'tap';
-import { listen, relayTo } from '../fixtures/relay-rig.js';
+import { listen, PLANES, relayTo } from '../fixtures/relay-rig.js';
 
 const PREAMBLE = Buffer.from('PROXY TCP6 2001:db8:c6::2 64:ff9b:1::c612:2 40000 5999\r\n', 'latin1');
 const ROUNDS = 100;
@@ -60,21 +60,22 @@ const cases: [string, (socket: net.Socket) => void, string, string][] = [
 ];
 
 for (const [name, act, after, answer] of cases) {
-  t.test(`${name}: the backend gets the preamble first (${ROUNDS} times)`, async (t) => {
-    const server = await backend(t);
-    const rig = await relayTo(t, server.port, undefined, '127.0.0.1', PREAMBLE);
-    let failures = 0;
-    for (let i = 0; i < ROUNDS; i++) {
-      const got = await client(rig.port, act);
-      const bytes = await (server.received[i] as Promise<Buffer>);
-      const expected = Buffer.concat([PREAMBLE, Buffer.from(after)]);
-      if (!bytes.equals(expected) || got !== answer) {
-        failures += 1;
-        if (failures === 1) t.fail(`round ${i}: the backend got ${JSON.stringify(bytes.toString('latin1'))}, the client ${JSON.stringify(got)}`);
+  for (const plane of PLANES)
+    t.test(`${plane}: ${name}: the backend gets the preamble first (${ROUNDS} times)`, async (t) => {
+      const server = await backend(t);
+      const rig = await relayTo(t, server.port, { preamble: PREAMBLE, plane });
+      let failures = 0;
+      for (let i = 0; i < ROUNDS; i++) {
+        const got = await client(rig.port, act);
+        const bytes = await (server.received[i] as Promise<Buffer>);
+        const expected = Buffer.concat([PREAMBLE, Buffer.from(after)]);
+        if (!bytes.equals(expected) || got !== answer) {
+          failures += 1;
+          if (failures === 1) t.fail(`round ${i}: the backend got ${JSON.stringify(bytes.toString('latin1'))}, the client ${JSON.stringify(got)}`);
+        }
+        await rig.next();
       }
-      await rig.next();
-    }
-    t.comment(`${name}: ${failures} failures in ${ROUNDS} rounds`);
-    t.equal(failures, 0);
-  });
+      t.comment(`${name}: ${failures} failures in ${ROUNDS} rounds`);
+      t.equal(failures, 0);
+    });
 }

@@ -5,7 +5,7 @@ import t from 'tap';
 import { dial } from '../../src/relay/dial.js';
 import { MAX_LENT, OWN_SIZE, pool } from '../../src/relay/pump.js';
 import { Relay } from '../../src/relay/relay.js';
-import { accept, backend, connect, drain, relayTo, sha, TIMEOUTS } from '../fixtures/relay-rig.js';
+import { accept, backend, connect, drain, echoPieces, relayTo, sha, TIMEOUTS } from '../fixtures/relay-rig.js';
 
 // The relay's own read buffers (src/relay/pump.ts): bulk data through own buffers, small reads
 // through the shared one, at most one chunk in flight per direction, and every lent buffer
@@ -49,23 +49,7 @@ t.test('many connections sharing the read buffer never see each other’s bytes'
   // Small writes, so that reads stay below BULK_READ and go through the shared buffer.
   const port = await backend(t, (socket) => socket.pipe(socket));
   const rig = await relayTo(t, port);
-  const COUNT = 100;
-  const PIECES = 40;
-  const runs = Array.from({ length: COUNT }, async () => {
-    const payload = randomBytes(PIECES * 1000);
-    const client = connect(rig.port);
-    const got = drain(client);
-    await once(client, 'connect');
-    for (let i = 0; i < PIECES; i++) {
-      client.write(payload.subarray(i * 1000, (i + 1) * 1000));
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    client.end();
-    const { data, end } = await got;
-    return end === 'eof' && data.equals(payload);
-  });
-  const intact = (await Promise.all(runs)).filter(Boolean).length;
-  t.equal(intact, COUNT, 'every echo is its own payload, whole');
+  t.equal(await echoPieces(rig.port, 100, 40), 100, 'every echo is its own payload, whole');
   t.ok(await until(() => pool.inUse === 0), 'every own buffer is given back once the relays closed');
 });
 

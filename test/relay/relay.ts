@@ -2,15 +2,20 @@ import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { dial } from '../../src/relay/dial.js';
 import { Relay, type RelayResult } from '../../src/relay/relay.js';
-import { accept, backend, connect, drain, listen, relayTo, sha, TIMEOUTS } from '../fixtures/relay-rig.js';
+import { accept, backend, connect, drain, listen, PLANES, relayTo, sha, TIMEOUTS, type Plane } from '../fixtures/relay-rig.js';
 
 // The relay between real loopback sockets (test/fixtures/relay-rig.ts): a "translator"
-// listener on ::1, the worker's own Listener, relays to a backend on 127.0.0.1.
+// listener on ::1 relays to a backend on 127.0.0.1. Every case runs on both data planes.
 
-t.test('half-close: the client finishes sending, then the server replies in full', async (t) => {
+/** A test run once per data plane, named after it. */
+function planeTest(name: string, fn: (t: Test, plane: Plane) => Promise<void>): void {
+  for (const plane of PLANES) t.test(`${plane}: ${name}`, (t) => fn(t, plane));
+}
+
+planeTest('half-close: the client finishes sending, then the server replies in full', async (t, plane) => {
   const request = randomBytes(300_000);
   const reply = randomBytes(1 << 20);
   let serverGot: Buffer | undefined;
@@ -20,7 +25,7 @@ t.test('half-close: the client finishes sending, then the server replies in full
       socket.end(reply);
     });
   });
-  const rig = await relayTo(t, port);
+  const rig = await relayTo(t, port, { plane });
   const client = connect(rig.port);
   const received = drain(client);
   client.end(request);
@@ -35,7 +40,7 @@ t.test('half-close: the client finishes sending, then the server replies in full
   t.equal(result.down, reply.length, 'bytes down counted exactly');
 });
 
-t.test('half-close the other way: the server finishes first, the client keeps sending', async (t) => {
+planeTest('half-close the other way: the server finishes first, the client keeps sending', async (t, plane) => {
   const greeting = randomBytes(100_000);
   const upload = randomBytes(2 << 20);
   let serverGot: Promise<{ data: Buffer; end: string }> | undefined;
@@ -43,7 +48,7 @@ t.test('half-close the other way: the server finishes first, the client keeps se
     socket.end(greeting);
     serverGot = drain(socket);
   });
-  const rig = await relayTo(t, port);
+  const rig = await relayTo(t, port, { plane });
   const client = connect(rig.port);
   const chunks: Buffer[] = [];
   client.on('data', (c: Buffer) => chunks.push(c));
@@ -56,11 +61,11 @@ t.test('half-close the other way: the server finishes first, the client keeps se
   t.equal((await rig.next()).end, 'fin');
 });
 
-t.test('a server reset mid-stream resets the client', async (t) => {
+planeTest('a server reset mid-stream resets the client', async (t, plane) => {
   const port = await backend(t, (socket) => {
     socket.write(randomBytes(64 * 1024), () => setTimeout(() => socket.resetAndDestroy(), 50));
   });
-  const rig = await relayTo(t, port);
+  const rig = await relayTo(t, port, { plane });
   const client = connect(rig.port);
   const got = await drain(client);
   t.equal(got.end, 'ECONNRESET', 'the client sees a reset, not EOF');
@@ -72,39 +77,41 @@ t.test('a server reset mid-stream resets the client', async (t) => {
 // libuv reports a reset that arrives with the last bytes as an end of stream (src/relay/end.ts);
 // the relay must not believe it. The relay's own verdict is checked here, many times, because
 // a Node client would be fooled the same way (test/netns/race.ts uses peers that are not).
-t.test('a reset in the same tick as the last bytes is a reset, every time', async (t) => {
+planeTest('a reset in the same tick as the last bytes is a reset, every time', async (t, plane) => {
   const ROUNDS = 200;
-  for (const size of [1, 1000, 64 * 1024 + 1]) {
-    const chunk = randomBytes(size);
-    const port = await backend(t, (socket) => {
-      socket.once('data', () => {
-        socket.write(chunk);
-        socket.resetAndDestroy();
+  // One rig per size, each torn down before the next (the native plane is one per process).
+  for (const size of [1, 1000, 64 * 1024 + 1])
+    await t.test(`${size} B`, async (t) => {
+      const chunk = randomBytes(size);
+      const port = await backend(t, (socket) => {
+        socket.once('data', () => {
+          socket.write(chunk);
+          socket.resetAndDestroy();
+        });
+        socket.on('error', () => {});
       });
-      socket.on('error', () => {});
+      const rig = await relayTo(t, port, { plane });
+      const ends: Record<string, number> = {};
+      for (let i = 0; i < ROUNDS; i++) {
+        const client = connect(rig.port);
+        client.on('data', () => {});
+        client.on('error', () => {});
+        client.on('end', () => client.destroy());
+        client.write('!');
+        const { end } = await rig.next();
+        ends[end] = (ends[end] ?? 0) + 1;
+        client.destroy();
+      }
+      t.same(ends, { 'reset by server': ROUNDS }, `${size} B then a reset: ${JSON.stringify(ends)} in ${ROUNDS} rounds`);
     });
-    const rig = await relayTo(t, port);
-    const ends: Record<string, number> = {};
-    for (let i = 0; i < ROUNDS; i++) {
-      const client = connect(rig.port);
-      client.on('data', () => {});
-      client.on('error', () => {});
-      client.on('end', () => client.destroy());
-      client.write('!');
-      const { end } = await rig.next();
-      ends[end] = (ends[end] ?? 0) + 1;
-      client.destroy();
-    }
-    t.same(ends, { 'reset by server': ROUNDS }, `${size} B then a reset: ${JSON.stringify(ends)} in ${ROUNDS} rounds`);
-  }
 });
 
-t.test('a client reset mid-stream resets the server', async (t) => {
+planeTest('a client reset mid-stream resets the server', async (t, plane) => {
   let serverSaw: Promise<{ data: Buffer; end: string }> | undefined;
   const port = await backend(t, (socket) => {
     serverSaw = drain(socket);
   });
-  const rig = await relayTo(t, port);
+  const rig = await relayTo(t, port, { plane });
   const client = connect(rig.port);
   client.write(randomBytes(64 * 1024), () => setTimeout(() => client.resetAndDestroy(), 100));
   const result = await rig.next();
@@ -112,11 +119,11 @@ t.test('a client reset mid-stream resets the server', async (t) => {
   t.equal((await (serverSaw as Promise<{ data: Buffer; end: string }>)).end, 'ECONNRESET', 'the server sees a reset, not EOF');
 });
 
-t.test('a backend that refuses makes the client reset', async (t) => {
+planeTest('a backend that refuses makes the client reset', async (t, plane) => {
   const closed = net.createServer();
   const port = await listen(closed, '127.0.0.1');
   await new Promise<void>((resolve) => closed.close(() => resolve()));
-  const rig = await relayTo(t, port);
+  const rig = await relayTo(t, port, { plane });
   const started = Date.now();
   const got = await drain(connect(rig.port));
   t.equal(got.end, 'ECONNRESET', 'accepted, then reset: not a clean close');
@@ -127,7 +134,7 @@ t.test('a backend that refuses makes the client reset', async (t) => {
   t.equal(result.error, 'ECONNREFUSED');
 });
 
-t.test('a backend that never answers makes the client reset at the connect timeout', async (t) => {
+planeTest('a backend that never answers makes the client reset at the connect timeout', async (t, plane) => {
   // A loopback listener with a backlog of one, frozen with SIGSTOP so it never accepts: once
   // its accept queue is full the kernel drops further SYNs, exactly like a blackholed host.
   const frozen = spawn(
@@ -155,7 +162,7 @@ t.test('a backend that never answers makes the client reset at the connect timeo
     fillers.push(s);
   }
   await new Promise((resolve) => setTimeout(resolve, 200));
-  const rig = await relayTo(t, port, { ...TIMEOUTS, connect: 400 });
+  const rig = await relayTo(t, port, { timeouts: { ...TIMEOUTS, connect: 400 }, plane });
   const started = Date.now();
   const got = await drain(connect(rig.port));
   const elapsed = Date.now() - started;
@@ -164,12 +171,12 @@ t.test('a backend that never answers makes the client reset at the connect timeo
   t.equal((await rig.next()).end, 'connect timeout');
 });
 
-t.test('an idle connection is reset on both sides at the idle timeout', async (t) => {
+planeTest('an idle connection is reset on both sides at the idle timeout', async (t, plane) => {
   let serverSaw: Promise<{ data: Buffer; end: string }> | undefined;
   const port = await backend(t, (socket) => {
     serverSaw = drain(socket);
   });
-  const rig = await relayTo(t, port, { ...TIMEOUTS, idle: 300 });
+  const rig = await relayTo(t, port, { timeouts: { ...TIMEOUTS, idle: 300 }, plane });
   const started = Date.now();
   const got = await drain(connect(rig.port));
   t.equal(got.end, 'ECONNRESET', 'client reset');
@@ -178,11 +185,11 @@ t.test('an idle connection is reset on both sides at the idle timeout', async (t
   t.equal((await rig.next()).end, 'idle timeout');
 });
 
-t.test('a connection left half-closed is reset at the half-closed timeout', async (t) => {
+planeTest('a connection left half-closed is reset at the half-closed timeout', async (t, plane) => {
   const port = await backend(t, (socket) => {
     socket.resume(); // reads the client's FIN, then stays silent
   });
-  const rig = await relayTo(t, port, { ...TIMEOUTS, halfClosed: 300 });
+  const rig = await relayTo(t, port, { timeouts: { ...TIMEOUTS, halfClosed: 300 }, plane });
   const client = connect(rig.port);
   const got = drain(client);
   client.end('bye');

@@ -165,6 +165,10 @@ t.test('installed as the README says, `systemctl enable --now` returns once it r
     .split('\n')
     .filter(Boolean);
   t.same(new Set(users), new Set(['faithd6']), 'supervisor and workers run as faithd6');
+  // The package carries the addon prebuilt: installed where there is no compiler, it relays natively.
+  t.not((await machine.exec(['sh', '-c', 'command -v cc || command -v gcc || command -v make'])).code, 0, 'the machine has no compiler');
+  t.same(s.dataPlane, { configured: 'native', dataPlane: 'native', fallback: null }, 'the native data plane, from the prebuild in the package');
+  t.same(s.ports[0]!.dataPlane, { dataPlane: 'native', fallback: null }, 'its worker relays on it');
   const schema = await machine.exec(['faithd6', 'schema']);
   const copied = await machine.exec(['cat', '/etc/faithd6.schema.json']);
   t.same(JSON.parse(schema.stdout), JSON.parse(copied.stdout), 'the installed faithd6 prints the schema the README copies beside the config');

@@ -1,0 +1,277 @@
+/*
+ * The plane's Node-API face (src/relay/native.ts is its only caller):
+ *
+ *   open({ accepted, established, closed, acceptFailed }, mode)
+ *   listen(fd, backlog, keepaliveSeconds) -> 0 or an errno
+ *   unlisten()
+ *   dial(id, ipv4, port, source, connectMs, idleMs, halfClosedMs, preamble?)
+ *   reset(id)
+ *   stats() -> { conns, heldBuffers, heldBytes, pipes, up, down, connSize }
+ *   close()
+ *
+ * The callbacks run in one callback scope per turn of the plane, opened at the first call and
+ * closed at the end of the turn, so that promises they settle run then, as after any I/O.
+ */
+#define NAPI_VERSION 8
+#include <errno.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "plane.h"
+
+#define CHECK(call)                                         \
+  do {                                                      \
+    if ((call) != napi_ok) {                                \
+      napi_throw_error(env, "ERR_NATIVE", "napi: " #call);  \
+      return NULL;                                          \
+    }                                                       \
+  } while (0)
+
+enum { ON_ACCEPTED, ON_ESTABLISHED, ON_CLOSED, ON_ACCEPT_FAILED, CALLBACKS };
+static const char *const CALLBACK_NAMES[CALLBACKS] = {"accepted", "established", "closed", "acceptFailed"};
+
+static struct {
+  napi_env env;
+  napi_ref callbacks[CALLBACKS];
+  napi_ref resource;
+  napi_async_context context;
+  bool in_turn;   /* between the plane's enter() and leave() */
+  bool scoped;    /* the scopes below are open */
+  napi_handle_scope handles;
+  napi_callback_scope scope;
+} B;
+
+static void enter(void) { B.in_turn = true; }
+
+static void leave(void) {
+  if (B.scoped) {
+    napi_close_callback_scope(B.env, B.scope);
+    napi_close_handle_scope(B.env, B.handles);
+    B.scoped = false;
+  }
+  B.in_turn = false;
+}
+
+/* Calls callback `which`; an exception it throws is the process's uncaught exception. */
+static void call(int which, size_t argc, napi_value *argv) {
+  napi_env env = B.env;
+  napi_value fn, recv, result;
+  napi_get_reference_value(env, B.callbacks[which], &fn);
+  napi_get_undefined(env, &recv);
+  if (napi_call_function(env, recv, fn, argc, argv, &result) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+}
+
+/* Opens the scopes a call from the plane's own turn needs (a call from JavaScript has them). */
+static void scope(void) {
+  if (!B.in_turn || B.scoped) return;
+  napi_value resource;
+  napi_open_handle_scope(B.env, &B.handles);
+  napi_get_reference_value(B.env, B.resource, &resource);
+  napi_open_callback_scope(B.env, resource, B.context, &B.scope);
+  B.scoped = true;
+}
+
+static void on_accepted(uint32_t id, const char *local, int local_port, const char *remote, int remote_port) {
+  scope();
+  napi_value argv[5];
+  napi_create_uint32(B.env, id, &argv[0]);
+  napi_create_string_latin1(B.env, local, NAPI_AUTO_LENGTH, &argv[1]);
+  napi_create_int32(B.env, local_port, &argv[2]);
+  napi_create_string_latin1(B.env, remote, NAPI_AUTO_LENGTH, &argv[3]);
+  napi_create_int32(B.env, remote_port, &argv[4]);
+  call(ON_ACCEPTED, 5, argv);
+}
+
+static void on_established(uint32_t id) {
+  scope();
+  napi_value argv[1];
+  napi_create_uint32(B.env, id, &argv[0]);
+  call(ON_ESTABLISHED, 1, argv);
+}
+
+static void on_closed(uint32_t id, enum end_code end, int err, uint64_t up, uint64_t down) {
+  scope();
+  napi_value argv[5];
+  napi_create_uint32(B.env, id, &argv[0]);
+  napi_create_int32(B.env, (int32_t)end, &argv[1]);
+  napi_create_int32(B.env, err, &argv[2]);
+  napi_create_double(B.env, (double)up, &argv[3]);
+  napi_create_double(B.env, (double)down, &argv[4]);
+  call(ON_CLOSED, 5, argv);
+}
+
+static void on_accept_failed(int err) {
+  scope();
+  napi_value argv[1];
+  napi_create_int32(B.env, err, &argv[0]);
+  call(ON_ACCEPT_FAILED, 1, argv);
+}
+
+static napi_value args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  for (size_t i = argc; i < want; i++) napi_get_undefined(env, &argv[i]);
+  napi_value ok;
+  napi_get_boolean(env, true, &ok);
+  return ok;
+}
+
+static uint32_t uint_arg(napi_env env, napi_value value) {
+  uint32_t out = 0;
+  napi_get_value_uint32(env, value, &out);
+  return out;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char message[128];
+  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
+  napi_throw_error(env, "ERR_NATIVE", message);
+  return NULL;
+}
+
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (args(env, info, 2, argv) == NULL) return NULL;
+  if (B.env != NULL) return throw_errno(env, "open", EALREADY);
+  for (int i = 0; i < CALLBACKS; i++) {
+    napi_value fn;
+    napi_valuetype type;
+    CHECK(napi_get_named_property(env, argv[0], CALLBACK_NAMES[i], &fn));
+    CHECK(napi_typeof(env, fn, &type));
+    if (type != napi_function) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", CALLBACK_NAMES[i]);
+      return NULL;
+    }
+    CHECK(napi_create_reference(env, fn, 1, &B.callbacks[i]));
+  }
+  napi_value resource, name;
+  CHECK(napi_create_object(env, &resource));
+  CHECK(napi_create_reference(env, resource, 1, &B.resource));
+  CHECK(napi_create_string_latin1(env, "faithd6.native", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, resource, name, &B.context));
+  struct uv_loop_s *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  B.env = env;
+  static const struct plane_events events = {
+      .accepted = on_accepted,
+      .established = on_established,
+      .closed = on_closed,
+      .accept_failed = on_accept_failed,
+      .enter = enter,
+      .leave = leave,
+  };
+  int err = plane_open(loop, &events, uint_arg(env, argv[1]) == 1 ? COPY_SPLICE : COPY_RW);
+  if (err != 0) {
+    B.env = NULL;
+    return throw_errno(env, "open", err);
+  }
+  return undefined(env);
+}
+
+static napi_value js_listen(napi_env env, napi_callback_info info) {
+  napi_value argv[3], out;
+  if (args(env, info, 3, argv) == NULL) return NULL;
+  int fd = 0, backlog = 0, keepalive = 0;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_int32(env, argv[1], &backlog));
+  CHECK(napi_get_value_int32(env, argv[2], &keepalive));
+  CHECK(napi_create_int32(env, plane_listen(fd, backlog, keepalive), &out));
+  return out;
+}
+
+static napi_value js_unlisten(napi_env env, napi_callback_info info) {
+  (void)info;
+  plane_unlisten();
+  return undefined(env);
+}
+
+static napi_value js_dial(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (args(env, info, 8, argv) == NULL) return NULL;
+  struct dial_options o = {
+      .ipv4 = uint_arg(env, argv[1]),
+      .port = (uint16_t)uint_arg(env, argv[2]),
+      .source = uint_arg(env, argv[3]),
+      .connect_ms = uint_arg(env, argv[4]),
+      .idle_ms = uint_arg(env, argv[5]),
+      .half_closed_ms = uint_arg(env, argv[6]),
+  };
+  bool is_buffer = false;
+  napi_is_buffer(env, argv[7], &is_buffer);
+  if (is_buffer) {
+    void *data;
+    CHECK(napi_get_buffer_info(env, argv[7], &data, &o.preamble_len));
+    o.preamble = data;
+  }
+  plane_dial(uint_arg(env, argv[0]), &o);
+  return undefined(env);
+}
+
+static napi_value js_reset(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (args(env, info, 1, argv) == NULL) return NULL;
+  plane_reset(uint_arg(env, argv[0]));
+  return undefined(env);
+}
+
+static void set_number(napi_env env, napi_value object, const char *key, double value) {
+  napi_value v;
+  napi_create_double(env, value, &v);
+  napi_set_named_property(env, object, key, v);
+}
+
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct plane_stats s;
+  plane_stats(&s);
+  napi_value out;
+  CHECK(napi_create_object(env, &out));
+  set_number(env, out, "conns", s.conns);
+  set_number(env, out, "heldBuffers", s.held_buffers);
+  set_number(env, out, "heldBytes", (double)s.held_bytes);
+  set_number(env, out, "pipes", s.pipes);
+  set_number(env, out, "up", (double)s.up);
+  set_number(env, out, "down", (double)s.down);
+  set_number(env, out, "connSize", s.conn_size);
+  return out;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (B.env == NULL) return undefined(env);
+  plane_close();
+  for (int i = 0; i < CALLBACKS; i++) napi_delete_reference(env, B.callbacks[i]);
+  napi_async_destroy(env, B.context);
+  napi_delete_reference(env, B.resource);
+  B.env = NULL;
+  return undefined(env);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  static const struct {
+    const char *name;
+    napi_callback fn;
+  } methods[] = {
+      {"open", js_open}, {"listen", js_listen}, {"unlisten", js_unlisten}, {"dial", js_dial},
+      {"reset", js_reset}, {"stats", js_stats}, {"close", js_close},
+  };
+  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+    napi_value fn;
+    CHECK(napi_create_function(env, methods[i].name, NAPI_AUTO_LENGTH, methods[i].fn, NULL, &fn));
+    CHECK(napi_set_named_property(env, exports, methods[i].name, fn));
+  }
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

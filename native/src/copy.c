@@ -1,0 +1,281 @@
+/*
+ * Moving bytes, one direction at a time: read(2) into the plane's one buffer and write(2) on,
+ * or splice(2) through a pipe pair of a pool (FAITHD6_NATIVE_COPY). A direction reads only
+ * while its destination takes bytes; what the destination did not take is held (malloc'ed,
+ * at most one read's worth) until it does, and the direction reads nothing meanwhile: that is
+ * the backpressure TCP relies on. A source is read until EAGAIN, its FIN (0) or its error, so
+ * that a reset arriving with the last bytes is seen as the reset it is, never as an end.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "copy.h"
+
+/* What one read(2) takes at most, and so the most a direction ever holds. */
+#define BUFFER_SIZE (64 * 1024)
+/* Reads per direction in one turn before other connections get theirs. */
+#define ROUNDS 16
+/* What one splice(2) from a socket takes at most (a pipe's default capacity). */
+#define PIPE_CHUNK (64 * 1024)
+/* Pipe pairs at most (two descriptors each); past that, a direction copies through the buffer. */
+#define MAX_PIPES 256
+/* Pairs kept open for the next direction rather than closed. */
+#define MAX_FREE_PIPES 64
+
+int copy_open(void) {
+  P.buffer = malloc(BUFFER_SIZE);
+  P.pipes = calloc(MAX_PIPES, sizeof *P.pipes);
+  if (P.buffer == NULL || P.pipes == NULL) {
+    copy_close();
+    return ENOMEM;
+  }
+  return 0;
+}
+
+void copy_close(void) {
+  for (uint32_t i = 0; i < P.pipes_free; i++) {
+    close(P.pipes[i][0]);
+    close(P.pipes[i][1]);
+  }
+  P.pipes_free = P.pipes_total = 0;
+  free(P.pipes);
+  free(P.buffer);
+  P.pipes = NULL;
+  P.buffer = NULL;
+}
+
+static bool take_pipe(struct dir *r) {
+  if (r->pipe[0] >= 0) return true;
+  if (P.pipes_free > 0) {
+    P.pipes_free -= 1;
+    r->pipe[0] = P.pipes[P.pipes_free][0];
+    r->pipe[1] = P.pipes[P.pipes_free][1];
+    return true;
+  }
+  if (P.pipes_total >= MAX_PIPES || pipe2(r->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+    r->pipe[0] = r->pipe[1] = -1;
+    return false;
+  }
+  P.pipes_total += 1;
+  return true;
+}
+
+/* An empty pipe goes back to the pool; one with bytes in it (its connection gone) is closed. */
+static void give_pipe(struct dir *r) {
+  if (r->pipe[0] < 0) return;
+  if (r->in_pipe == 0 && P.pipes_free < MAX_FREE_PIPES) {
+    P.pipes[P.pipes_free][0] = r->pipe[0];
+    P.pipes[P.pipes_free][1] = r->pipe[1];
+    P.pipes_free += 1;
+  } else {
+    close(r->pipe[0]);
+    close(r->pipe[1]);
+    P.pipes_total -= 1;
+  }
+  r->pipe[0] = r->pipe[1] = -1;
+  r->in_pipe = 0;
+}
+
+static void drop_held(struct dir *r) {
+  if (r->held == NULL) return;
+  free(r->held);
+  P.held_buffers -= 1;
+  P.held_bytes -= r->held_len;
+  r->held = NULL;
+  r->held_off = r->held_len = 0;
+}
+
+/* The socket's own error, which says more than the call that found it (ENOTCONN, EPIPE). */
+static int socket_error(int fd, int fallback) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) return fallback;
+  return err;
+}
+
+static void fail(struct conn *c, int side, int err) {
+  conn_finish(c, side == CLIENT ? END_CLIENT_ERROR : END_BACKEND_ERROR, err);
+}
+
+/* Writes what side `dst` takes of `data`: how much, or -1 once `c` is finished by an error. */
+static ssize_t put(struct conn *c, int dst, const char *data, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = send(c->fd[dst], data + done, len - done, MSG_NOSIGNAL);
+    if (n >= 0) {
+      done += (size_t)n;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {
+      c->writable &= (uint8_t)~BIT(dst);
+      break;
+    }
+    fail(c, dst, socket_error(c->fd[dst], errno));
+    return -1;
+  }
+  return (ssize_t)done;
+}
+
+/* Keeps what the destination did not take; false once `c` is finished (no memory). */
+static bool hold(struct conn *c, int d, const char *data, size_t len) {
+  struct dir *r = &c->dir[d];
+  r->held = malloc(len);
+  if (r->held == NULL) {
+    fail(c, 1 - d, ENOMEM);
+    return false;
+  }
+  memcpy(r->held, data, len);
+  r->held_off = 0;
+  r->held_len = (uint32_t)len;
+  P.held_buffers += 1;
+  P.held_bytes += len;
+  return true;
+}
+
+/* Writes what direction `d` holds; true once it holds nothing. */
+static bool flush(struct conn *c, int d) {
+  struct dir *r = &c->dir[d];
+  int dst = 1 - d;
+  if (r->held != NULL) {
+    if (!(c->writable & BIT(dst))) return false;
+    ssize_t n = put(c, dst, r->held + r->held_off, r->held_len);
+    if (n < 0) return false;
+    r->held_off += (uint32_t)n;
+    r->held_len -= (uint32_t)n;
+    P.held_bytes -= (uint64_t)n;
+    if (r->held_len > 0) return false;
+    drop_held(r);
+  }
+  while (r->in_pipe > 0) {
+    if (!(c->writable & BIT(dst))) return false;
+    ssize_t n = splice(r->pipe[0], NULL, c->fd[dst], NULL, r->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      r->in_pipe -= (uint32_t)n;
+    } else if (n < 0 && errno == EAGAIN) {
+      c->writable &= (uint8_t)~BIT(dst);
+    } else if (n == 0 || errno != EINTR) {
+      /* A pipe holding bytes never reads as empty; should it, the stream is cut, not trusted. */
+      fail(c, dst, n == 0 ? EIO : socket_error(c->fd[dst], errno));
+      return false;
+    }
+  }
+  return true;
+}
+
+static void counted(struct conn *c, int src, size_t n) {
+  c->bytes[src] += n;
+  if (src == CLIENT)
+    P.up += n;
+  else
+    P.down += n;
+  c->since = plane_now();
+}
+
+/* Passes the FIN of direction `d` on: shutdown(SHUT_WR) of its destination. */
+static void pass_fin(struct conn *c, int d) {
+  struct dir *r = &c->dir[d];
+  int dst = 1 - d;
+  give_pipe(r);
+  if (shutdown(c->fd[dst], SHUT_WR) != 0) {
+    fail(c, dst, socket_error(c->fd[dst], errno));
+    return;
+  }
+  r->shut = true;
+  c->halves += 1;
+  /* Once one direction is done, the other must not idle for as long. */
+  if (c->halves == 1) conn_timer(c, c->half_closed_ms < c->idle_ms ? c->half_closed_ms : c->idle_ms);
+}
+
+/* Moves the bytes of direction `d` until its source has none, its destination takes none, or
+   ROUNDS reads were made (then `c` is queued for the next turn). */
+static void pump(struct conn *c, int d) {
+  struct dir *r = &c->dir[d];
+  int src = d, dst = 1 - d;
+  for (int round = 0; round < ROUNDS; round++) {
+    if (!flush(c, d)) return;
+    if (r->eof) {
+      if (!r->shut) pass_fin(c, d);
+      return;
+    }
+    if (!(c->readable & BIT(src)) || !(c->writable & BIT(dst))) {
+      give_pipe(r);
+      return;
+    }
+    bool spliced = P.mode == COPY_SPLICE && take_pipe(r);
+    ssize_t n = spliced ? splice(c->fd[src], NULL, r->pipe[1], NULL, PIPE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                        : read(c->fd[src], P.buffer, BUFFER_SIZE);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        c->readable &= (uint8_t)~BIT(src);
+        give_pipe(r);
+        return;
+      }
+      fail(c, src, socket_error(c->fd[src], errno));
+      return;
+    }
+    if (n == 0) {
+      r->eof = true;
+      continue;
+    }
+    counted(c, src, (size_t)n);
+    if (spliced) {
+      r->in_pipe = (uint32_t)n;
+      continue;
+    }
+    ssize_t w = put(c, dst, P.buffer, (size_t)n);
+    if (w < 0) return;
+    if (w < n) {
+      hold(c, d, P.buffer + w, (size_t)(n - w));
+      return;
+    }
+  }
+  conn_queue(c);
+}
+
+void copy_relay(struct conn *c) {
+  pump(c, 0);
+  if (c->state == ST_GONE) return;
+  pump(c, 1);
+  if (c->state == ST_GONE) return;
+  if (c->dir[0].shut && c->dir[1].shut) conn_finish(c, END_FIN, 0);
+}
+
+void copy_start(struct conn *c) {
+  if (c->preamble != NULL) {
+    /* In one write with the client's first bytes when they are already there. */
+    size_t len = c->preamble_len;
+    memcpy(P.buffer, c->preamble, len);
+    free(c->preamble);
+    c->preamble = NULL;
+    ssize_t n = 0;
+    if (c->readable & BIT(CLIENT)) {
+      n = read(c->fd[CLIENT], P.buffer + len, BUFFER_SIZE - len);
+      if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        fail(c, CLIENT, socket_error(c->fd[CLIENT], errno));
+        return;
+      }
+      if (n < 0 && errno == EAGAIN) c->readable &= (uint8_t)~BIT(CLIENT);
+      if (n == 0) c->dir[0].eof = true;
+      if (n < 0) n = 0;
+      if (n > 0) counted(c, CLIENT, (size_t)n);
+    }
+    ssize_t w = put(c, BACKEND, P.buffer, len + (size_t)n);
+    if (w < 0) return;
+    if ((size_t)w < len + (size_t)n && !hold(c, 0, P.buffer + w, len + (size_t)n - (size_t)w)) return;
+  }
+  copy_relay(c);
+}
+
+void copy_release(struct conn *c) {
+  for (int d = 0; d < 2; d++) {
+    drop_held(&c->dir[d]);
+    give_pipe(&c->dir[d]);
+  }
+}

@@ -1,0 +1,236 @@
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { getSystemErrorName } from 'node:util';
+import { SystemError } from '../errors.js';
+import { packageRoot } from '../version.js';
+import { connectFailure, type EndReason, type RelayResult, type RelayTimeouts } from './relay.js';
+import type { TcpHandle } from './listener.js';
+
+// The native data plane (native/, a Node-API addon): accepting, connecting, moving bytes,
+// half-close, resets, the timers and the byte counts of a relayed connection happen in C on
+// this process's own event loop; every decision stays here. The plane calls in three times per
+// connection: when it was accepted (the worker decides, and dials or refuses), when its backend
+// answered, and when both sockets are closed. Its semantics are the JavaScript relay's
+// (src/relay/relay.ts), and the same end-to-end tests run against both.
+
+/** The addon's exports (native/src/binding.c). */
+interface Addon {
+  open(callbacks: AddonCallbacks, copy: number): void;
+  listen(fd: number, backlog: number, keepAliveSeconds: number): number;
+  unlisten(): void;
+  dial(id: number, ipv4: number, port: number, source: number, connect: number, idle: number, halfClosed: number, preamble: Buffer | undefined): void;
+  reset(id: number): void;
+  stats(): NativeStats;
+  close(): void;
+}
+
+interface AddonCallbacks {
+  accepted(id: number, local: string, localPort: number, remote: string, remotePort: number): void;
+  established(id: number): void;
+  closed(id: number, end: number, errno: number, up: number, down: number): void;
+  acceptFailed(errno: number): void;
+}
+
+/** What the plane holds now. */
+export interface NativeStats {
+  /** Relayed connections open. */
+  readonly conns: number;
+  /** Directions holding bytes their destination has not taken yet, and how many bytes. */
+  readonly heldBuffers: number;
+  readonly heldBytes: number;
+  /** splice(2) pipe pairs open (in use and pooled). */
+  readonly pipes: number;
+  /** Bytes read from clients and from backends, of the connections open now. */
+  readonly up: number;
+  readonly down: number;
+  /** The size of one connection's C struct. */
+  readonly connSize: number;
+}
+
+/** How the plane moves bytes: read(2)/write(2) through one buffer, or splice(2) through pipes. */
+export type CopyMode = 'rw' | 'splice';
+
+/**
+ * How the native plane moves bytes: FAITHD6_NATIVE_COPY=splice or rw (the default), for
+ * measuring one against the other (npm run bench).
+ */
+export function copyMode(): CopyMode {
+  return process.env.FAITHD6_NATIVE_COPY === 'splice' ? 'splice' : 'rw';
+}
+
+/** The addon, or why it could not be loaded. */
+export type NativeLoad = { readonly addon: Addon; readonly path: string } | { readonly addon: undefined; readonly reason: string };
+
+let loaded: NativeLoad | undefined;
+
+/**
+ * Loads the addon once per process: the one `npm install` built in the source tree
+ * (native/build/Release/), else the prebuilt binary shipped in the package
+ * (native/prebuilds/), or the file FAITHD6_NATIVE_ADDON names (a build of one's own). Never
+ * throws: a process without it relays on the JavaScript data plane.
+ */
+export function loadNative(): NativeLoad {
+  if (loaded !== undefined) return loaded;
+  try {
+    const require = createRequire(import.meta.url);
+    const gypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+    const path = process.env.FAITHD6_NATIVE_ADDON || gypBuild.resolve(join(packageRoot(), 'native'));
+    loaded = { addon: require(path) as Addon, path };
+  } catch (err) {
+    loaded = { addon: undefined, reason: (err as Error).message.split('\n')[0] ?? String(err) };
+  }
+  return loaded;
+}
+
+/** Which data plane a worker relays on, and why not the native one when that was configured. */
+export interface PlaneChoice {
+  readonly dataPlane: 'native' | 'js';
+  readonly fallback: string | null;
+}
+
+/**
+ * The data plane for a service: the configured one, except that the FTP gateway reads its
+ * control connections line by line in JavaScript, and that an addon which does not load
+ * leaves the JavaScript one.
+ */
+export function choosePlane(configured: 'native' | 'js', protocol: 'tcp' | 'ftp'): PlaneChoice {
+  if (configured === 'js') return { dataPlane: 'js', fallback: null };
+  if (protocol === 'ftp') return { dataPlane: 'js', fallback: 'the FTP gateway relays in JavaScript' };
+  const load = loadNative();
+  return load.addon === undefined ? { dataPlane: 'js', fallback: `the native addon did not load: ${load.reason}` } : { dataPlane: 'native', fallback: null };
+}
+
+/** The plane's end codes (native/src/plane.h, enum end_code) in the operator's words. */
+function endReason(code: number, errno: number): EndReason {
+  switch (code) {
+    case 0:
+      return 'fin';
+    case 1:
+      return 'reset by client';
+    case 2:
+      return 'reset by server';
+    case 3:
+      return connectFailure(errnoName(errno));
+    case 4:
+      return 'connect timeout';
+    case 5:
+      return 'idle timeout';
+    case 6:
+      return 'half-closed timeout';
+    default:
+      return 'stopped';
+  }
+}
+
+function errnoName(errno: number): string {
+  return errno === 0 ? '' : getSystemErrorName(-errno);
+}
+
+/** How the worker has a connection accepted by the plane relayed. */
+export interface NativeDial<T> {
+  /** The backend's IPv4 address (a 32-bit number) and port. */
+  readonly ipv4: number;
+  readonly port: number;
+  /** The address to connect from, or 0 for the kernel's choice. */
+  readonly source: number;
+  readonly timeouts: RelayTimeouts;
+  /** Bytes for the backend before any of the client's (a PROXY protocol header). */
+  readonly preamble: Buffer | undefined;
+  /** The worker's own record of the connection, handed back at established() and closed(). */
+  readonly token: T;
+}
+
+/** What the plane asks of its owner (the worker). */
+export interface NativeHost<T> {
+  /** A connection was accepted: how to relay it, or undefined to refuse it (it is reset). */
+  accepted(local: string, localPort: number, remote: string, remotePort: number): NativeDial<T> | undefined;
+  established(token: T, connectMs: number): void;
+  closed(token: T, result: RelayResult): void;
+  acceptFailed(code: string): void;
+}
+
+interface Open<T> {
+  readonly token: T;
+  readonly started: number;
+}
+
+/**
+ * One process's native data plane: a listener and its connections. The addon allows one per
+ * process; close() frees it for the next.
+ */
+export class NativePlane<T> {
+  private readonly addon: Addon;
+  private readonly host: NativeHost<T>;
+  private readonly open = new Map<number, Open<T>>();
+  private handle: TcpHandle | undefined;
+
+  constructor(addon: Addon, host: NativeHost<T>, copy: CopyMode) {
+    this.addon = addon;
+    this.host = host;
+    addon.open(
+      {
+        accepted: (id, local, localPort, remote, remotePort) => this.onAccepted(id, local, localPort, remote, remotePort),
+        established: (id) => this.onEstablished(id),
+        closed: (id, end, errno, up, down) => this.onClosed(id, end, errno, up, down),
+        acceptFailed: (errno) => host.acceptFailed(errnoName(errno)),
+      },
+      copy === 'splice' ? 1 : 0,
+    );
+  }
+
+  /** Accepts on a bound handle (received from the supervisor); throws with the errno name as `code`. */
+  listen(handle: TcpHandle, backlog: number, keepAliveDelay: number): void {
+    const fd = (handle as unknown as { fd: number }).fd;
+    const err = this.addon.listen(fd, backlog, Math.round(keepAliveDelay / 1000));
+    if (err !== 0) throw new SystemError(errnoName(err), `listen: ${errnoName(err)}`);
+    this.handle = handle;
+  }
+
+  /** Stops accepting and closes this process's descriptor of the listening socket. */
+  unlisten(): void {
+    if (this.handle === undefined) return;
+    this.addon.unlisten();
+    this.handle.close();
+    this.handle = undefined;
+  }
+
+  /** Resets every open connection ('stopped'): the drain deadline. */
+  resetAll(): void {
+    for (const id of [...this.open.keys()]) this.addon.reset(id);
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  stats(): NativeStats {
+    return this.addon.stats();
+  }
+
+  /** Resets what is open and releases the plane (tests; a worker just exits). */
+  close(): void {
+    this.unlisten();
+    this.addon.close();
+  }
+
+  private onAccepted(id: number, local: string, localPort: number, remote: string, remotePort: number): void {
+    const dial = this.host.accepted(local, localPort, remote, remotePort);
+    if (dial === undefined) return;
+    const { timeouts } = dial;
+    this.open.set(id, { token: dial.token, started: performance.now() });
+    this.addon.dial(id, dial.ipv4, dial.port, dial.source, timeouts.connect, timeouts.idle, timeouts.halfClosed, dial.preamble);
+  }
+
+  private onEstablished(id: number): void {
+    const conn = this.open.get(id);
+    if (conn !== undefined) this.host.established(conn.token, performance.now() - conn.started);
+  }
+
+  private onClosed(id: number, end: number, errno: number, up: number, down: number): void {
+    const conn = this.open.get(id);
+    if (conn === undefined) return;
+    this.open.delete(id);
+    const ms = Math.round(performance.now() - conn.started);
+    this.host.closed(conn.token, { end: endReason(end, errno), up, down, ms, error: errno === 0 ? undefined : errnoName(errno) });
+  }
+}

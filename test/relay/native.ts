@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
+import t, { type Test } from 'tap';
+import type { CopyMode, NativePlane } from '../../src/relay/native.js';
+import type { RelayResult } from '../../src/relay/relay.js';
+import { backend, connect, drain, echoPieces, nativeRelay, sha, TIMEOUTS } from '../fixtures/relay-rig.js';
+
+// What only the native data plane has: its memory (what it holds while a destination is full,
+// nothing while a connection is idle), its byte counters of open connections, refusals and
+// resets made by the plane itself, each with both ways of moving bytes (read/write, splice).
+// The semantics shared with the JavaScript plane are test/relay/relay.ts's, on both.
+
+/** The most one direction holds in user space: one read's worth (native/src/copy.c, BUFFER_SIZE). */
+const MOST_HELD = 64 * 1024;
+
+async function until(check: () => boolean, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
+}
+
+interface NativeRig {
+  port: number;
+  plane: NativePlane<undefined>;
+  results: RelayResult[];
+  next(): Promise<RelayResult>;
+}
+
+function rig(t: Test, backendPort: number, copy: CopyMode, timeouts = TIMEOUTS): NativeRig {
+  const results: RelayResult[] = [];
+  const waiters: ((r: RelayResult) => void)[] = [];
+  const { port, plane } = nativeRelay(
+    t,
+    { ipv4: 0x7f000001, port: backendPort, timeouts, preamble: undefined },
+    () => {},
+    (result) => {
+      const waiter = waiters.shift();
+      if (waiter) waiter(result);
+      else results.push(result);
+    },
+    copy,
+  );
+  return {
+    port,
+    plane,
+    results,
+    next: () => {
+      const ready = results.shift();
+      return ready ? Promise.resolve(ready) : new Promise((resolve) => waiters.push(resolve));
+    },
+  };
+}
+
+for (const copy of ['rw', 'splice'] as const) {
+  t.test(`${copy}: 64 MiB each way at once arrive whole, counted exactly, and nothing is held after`, async (t) => {
+    const up = randomBytes(64 << 20);
+    const down = randomBytes(64 << 20);
+    let serverGot: Promise<{ data: Buffer; end: string }> | undefined;
+    const port = await backend(t, (socket) => {
+      serverGot = drain(socket);
+      socket.end(down);
+    });
+    const r = rig(t, port, copy);
+    const client = connect(r.port);
+    const got = drain(client);
+    client.end(up);
+    const [clientSide, result] = await Promise.all([got, r.next()]);
+    const serverSide = await (serverGot as Promise<{ data: Buffer; end: string }>);
+    t.equal(clientSide.end, 'eof');
+    t.equal(serverSide.end, 'eof');
+    t.equal(sha(clientSide.data), sha(down), 'server→client bytes intact');
+    t.equal(sha(serverSide.data), sha(up), 'client→server bytes intact');
+    t.same([result.end, result.up, result.down], ['fin', up.length, down.length], 'a FIN both ways, every byte counted');
+    const stats = r.plane.stats();
+    t.same([stats.conns, stats.heldBuffers, stats.heldBytes, stats.up, stats.down], [0, 0, 0, 0, 0], 'nothing open, nothing held');
+  });
+
+  t.test(`${copy}: many connections moving small pieces at once never see each other's bytes`, async (t) => {
+    const port = await backend(t, (socket) => socket.pipe(socket));
+    const r = rig(t, port, copy);
+    t.equal(await echoPieces(r.port, 100, 40), 100, 'every echo is its own payload, whole');
+  });
+
+  t.test(`${copy}: a client that does not read holds the server back, with at most one read held`, async (t) => {
+    const payload = randomBytes(32 << 20);
+    const port = await backend(t, (socket) => socket.end(payload));
+    const r = rig(t, port, copy);
+    const client = net.connect({ host: '::1', port: r.port });
+    client.pause();
+    t.ok(await until(() => r.plane.stats().down > 0), 'the backend started sending');
+    // Once the kernel's buffers are full, the plane stops reading the server: no byte for 200 ms.
+    let last = -1;
+    for (let now = 0; now !== last; await new Promise((resolve) => setTimeout(resolve, 200))) {
+      last = now;
+      now = r.plane.stats().down;
+    }
+    const stats = r.plane.stats();
+    t.ok(stats.heldBytes <= MOST_HELD, `at most one read held in user space (${stats.heldBytes} bytes in ${stats.heldBuffers} buffers)`);
+    t.ok(stats.down < payload.length, `the server is held back (${stats.down} of ${payload.length} bytes read)`);
+    const got = drain(client);
+    client.resume();
+    const { data, end } = await got;
+    t.equal(end, 'eof');
+    t.equal(sha(data), sha(payload), 'everything arrives once the client reads');
+  });
+
+  t.test(`${copy}: idle connections hold no buffer, only their struct`, async (t) => {
+    const COUNT = 500;
+    const port = await backend(t, (socket) => socket.once('data', (first: Buffer) => socket.write(first)));
+    const r = rig(t, port, copy);
+    const clients = await Promise.all(
+      Array.from({ length: COUNT }, async () => {
+        const client = connect(r.port);
+        client.write(randomBytes(3000));
+        await once(client, 'data');
+        return client;
+      }),
+    );
+    t.teardown(() => clients.forEach((client) => client.destroy()));
+    const stats = r.plane.stats();
+    t.equal(stats.conns, COUNT, `${COUNT} relayed connections open`);
+    t.same([stats.heldBuffers, stats.heldBytes], [0, 0], 'once idle, none holds a byte');
+    t.ok(stats.connSize <= 192, `one connection's struct is ${stats.connSize} bytes`);
+    if (copy === 'splice') t.ok(stats.pipes <= 64, `pipes kept for reuse: ${stats.pipes}, none per idle connection`);
+    else t.equal(stats.pipes, 0, 'read/write opens no pipe');
+    t.equal(stats.up, COUNT * 3000, 'the bytes of open connections are counted');
+  });
+
+  t.test(`${copy}: a connection the owner refuses is reset, and one it resets ends 'stopped'`, async (t) => {
+    const port = await backend(t, () => {});
+    const r = rig(t, port, copy);
+    const client = connect(r.port);
+    client.write('x');
+    t.ok(await until(() => r.plane.stats().up === 1), 'relayed, its byte read');
+    r.plane.resetAll();
+    t.equal((await drain(client)).end, 'ECONNRESET', 'the client sees a reset');
+    const result = await r.next();
+    t.same([result.end, result.up, result.error], ['stopped', 1, undefined]);
+  });
+}
+
+t.test('a refusal: the owner does not dial, the client is reset and nothing is counted', async (t) => {
+  const { NativePlane, loadNative } = await import('../../src/relay/native.js');
+  const { bindHandle } = await import('../../src/relay/listener.js');
+  const addon = loadNative().addon;
+  if (addon === undefined) throw new Error('the native addon did not load');
+  const handle = bindHandle('::1', 0);
+  if (typeof handle === 'string') throw new Error(handle);
+  const seen: string[] = [];
+  const plane = new NativePlane(
+    addon,
+    {
+      accepted: (local, localPort, remote, remotePort) => {
+        seen.push(`${local} ${localPort} ${remote} ${remotePort}`);
+        return undefined;
+      },
+      established: () => t.fail('never established'),
+      closed: () => t.fail('a refused connection is not a relay that closed'),
+      acceptFailed: (code) => t.fail(code),
+    },
+    'rw',
+  );
+  plane.listen(handle, 16, 60_000);
+  t.teardown(() => plane.close());
+  const bound: { port?: number } = {};
+  handle.getsockname(bound);
+  // The reset may come before Node reports the connect: the client's port is not asked for.
+  t.equal((await drain(connect(bound.port as number))).end, 'ECONNRESET');
+  t.match(seen, [new RegExp(`^::1 ${bound.port} ::1 \\d+$`)], 'the owner was asked once, with both addresses');
+  t.same([plane.size, plane.stats().conns], [0, 0]);
+});
