@@ -10,16 +10,23 @@
 # (route: manage), node may bind ports below 1024. Without --cap-add NET_ADMIN, use
 # `route: external` and install the route on the host (`faithd6 route up`).
 
-# Build stage: dev dependencies (TypeScript), then compile.
+# Build stage: dev dependencies (TypeScript, node-gyp), then compile: the TypeScript, and the
+# native data plane's addon with the compiler this stage installs (the image's Node headers).
 FROM node:24-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends g++ make python3 \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY native/binding.gyp ./native/binding.gyp
+COPY native/src ./native/src
+RUN npm run build:native -- --nodedir=/usr/local
 RUN npm run build
 
-# Run stage: production dependencies only, the compiled code, no compiler.
+# Run stage: production dependencies only, the compiled code and addon, no compiler.
 FROM node:24-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iproute2 libcap2-bin \
@@ -32,6 +39,7 @@ WORKDIR /opt/faithd6
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 COPY --from=build /src/dist ./dist
+COPY --from=build /src/native/build/Release/faithd6.node ./native/build/Release/faithd6.node
 COPY bin ./bin
 COPY etc/faithd6.yaml etc/faithd6.schema.json /etc/
 VOLUME ["/etc/faithd6.yaml"]

@@ -37,8 +37,9 @@ export class Child {
     readonly label: string,
     command: string,
     args: readonly string[],
+    env: Readonly<Record<string, string>> = {},
   ) {
-    this.child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     if (this.child.pid === undefined) throw new Error(`${label}: cannot start ${command}`);
     this.pid = this.child.pid;
     live.add(this);

@@ -31,6 +31,8 @@ const { values: opts } = parseArgs({
     'idle-forking': { type: 'string', default: '1000' },
     log: { type: 'string', default: 'warn' },
     workers: { type: 'string', default: '1,2' },
+    // faithd6's data planes, a row each per worker count (splice: one worker only).
+    planes: { type: 'string', default: 'native,js,splice' },
     // faithd6 rows with metrics (scraped each second), a PROXY header v1 and v2, a source address.
     variants: { type: 'boolean', default: false },
     // From run.ts, one per `--rev`: the revision and its compiled tree, as JSON.
@@ -50,6 +52,18 @@ function workerCounts(text: string): number[] {
   }
   return [...new Set(counts)].sort((a, b) => a - b);
 }
+type Plane = 'native' | 'js' | 'splice';
+
+/** `--planes native,js,splice`: faithd6's data planes (splice: the native plane moving bytes with splice(2)). */
+function planeList(text: string): Plane[] {
+  const planes = text.split(',').map((p) => p.trim());
+  if (planes.length === 0 || planes.some((p) => p !== 'native' && p !== 'js' && p !== 'splice')) {
+    process.stderr.write(`bench: --planes ${text}: expected some of native, js, splice, separated by commas\n`);
+    process.exit(64); // EX_USAGE
+  }
+  return [...new Set(planes as Plane[])];
+}
+
 /** faithd6 at another revision: what `--rev` asked for, the commit, and its compiled tree. */
 interface RevisionTree {
   requested: string;
@@ -87,6 +101,8 @@ const SETTINGS = Object.freeze({
   faithd6LogLevel: opts.log ?? 'warn',
   /** Worker processes on faithd6's port, one row each (haproxy runs a thread per core, socat a process per connection). */
   faithd6Workers: workerCounts(opts.workers ?? '1,2'),
+  /** faithd6's data planes: a row per worker count each (splice: 1 worker). */
+  faithd6Planes: planeList(opts.planes ?? 'native,js,splice'),
   /** faithd6 at other revisions (`--rev`), a one-worker row each, on the current row's config. */
   faithd6Revisions: revisionTrees(opts['rev-tree'] ?? []),
   /** Rows of faithd6 (1 worker) with one feature each turned on, to measure what it costs. */
@@ -99,9 +115,10 @@ const PORTS = { 'node-pipe': 6001, socat: 6003, haproxy: 6004, 'haproxy-splice':
 const MEMORY_PORTS = { 'node-pipe': 7001, socat: 7003, haproxy: 7004, 'haproxy-splice': 7005 } as const;
 /**
  * faithd6 with `workers` workers: 6002 for one, 6012 for two, 6022 for three… (its memory
- * instances on 7002, 7012…): up to 64 workers these stay clear of every other port here.
+ * instances on 7002, 7012…), on the JavaScript plane 6007, 6017…, with splice 6008: up to 64
+ * workers these stay clear of every other port here.
  */
-const faithd6Port = (workers: number, base = 6000): number => base + 2 + 10 * (workers - 1);
+const faithd6Port = (workers: number, base = 6000, plane: Plane = 'native'): number => base + { native: 2, js: 7, splice: 8 }[plane] + 10 * (workers - 1);
 /**
  * faithd6 at the i-th `--rev` (from 0): 6702, 6712… (memory: 7702, 7712…), above the ports of
  * 64 workers; run.ts allows 30 revisions, which stay below 7001 and 8001.
@@ -160,6 +177,9 @@ interface ChurnRun {
   round: number;
   rate: number;
   connections: number;
+  /** CPU seconds the relay's processes used during the run (null for direct), and per connection in µs. */
+  relayCpuSeconds: number | null;
+  relayCpuMicrosPerConnection: number | null;
   errors: number;
   ms: number;
   errorCodes: Record<string, number>;
@@ -249,8 +269,11 @@ async function churn(system: System, round: number, ms = SETTINGS.churnMs): Prom
   const generator = load('churn', ['churn', system.host, String(system.port), String(SETTINGS.churnClients), String(ms)]);
   try {
     await generator.next(10_000, 'ready');
+    const root = system.child?.pid;
+    const cpu0 = root === undefined ? 0 : treeCpuSeconds(root);
     generator.send('go');
     const r = await generator.next(ms + 30_000, 'churn result');
+    const cpu = root === undefined ? null : treeCpuSeconds(root) - cpu0;
     if (typeof r.error === 'string') throw new Error(r.error);
     const connections = Number(r.connections);
     const elapsed = Number(r.ms);
@@ -258,6 +281,8 @@ async function churn(system: System, round: number, ms = SETTINGS.churnMs): Prom
       round,
       rate: (connections * 1000) / elapsed,
       connections,
+      relayCpuSeconds: cpu,
+      relayCpuMicrosPerConnection: cpu === null || connections === 0 ? null : (cpu * 1e6) / connections,
       errors: Number(r.errors),
       ms: elapsed,
       errorCodes: r.errorCodes as Record<string, number>,
@@ -382,6 +407,7 @@ const TABLES: readonly { title: string; columns: readonly Column[] }[] = [
       { key: 'rssPerConnection', title: 'RSS, KiB per idle conn', digits: 1, ratio: false },
       { key: 'pssPerConnection', title: 'PSS, KiB per idle conn', digits: 1, ratio: false },
       { key: 'cpuPerGB', title: 'CPU s per GB (1 stream c→s)', digits: 2, ratio: false },
+      { key: 'cpuPerConnection', title: 'CPU µs per connection', digits: 0, ratio: false },
     ],
   },
 ];
@@ -403,6 +429,8 @@ function figures(runs: Runs): Record<string, Spread | null> {
     rssPerConnection: spread(runs.idle.filter(ok<IdleRun>).map((r) => r.rssKiBPerConnection)),
     pssPerConnection: spread(runs.idle.filter(ok<IdleRun>).map((r) => r.pssKiBPerConnection)),
     cpuPerGB: spread(runs.bulk.up1.filter(ok<BulkRun>).map((r) => r.relayCpuSecondsPerGB)),
+    cpuPerGBUpN: spread(runs.bulk.upN.filter(ok<BulkRun>).map((r) => r.relayCpuSecondsPerGB)),
+    cpuPerConnection: spread(runs.churn.filter(ok<ChurnRun>).map((r) => r.relayCpuMicrosPerConnection)),
     // Every bulk variant: the relay's CPU per GB over all directions and stream counts.
     cpuPerGBAllBulk: spread(allBulk.map((r) => r.relayCpuSecondsPerGB)),
   };
@@ -416,23 +444,48 @@ interface Target {
   met: boolean | null;
 }
 
-/** Issue 5's targets, for the faithd6 row `name`, checked against this run's medians (null: a figure is missing). */
-function targets(rows: readonly Row[], name: string): Target[] {
-  const m = (name: string, key: string): number | null => rows.find((r) => r.name === name)?.figures[key]?.median ?? null;
-  const check = (target: string, value: number | null, bound: number | null, atLeast: boolean): Target => ({
-    target,
-    value,
-    bound,
-    met: value === null || bound === null ? null : atLeast ? value >= bound : value <= bound,
-  });
-  const times = (x: number | null, k: number): number | null => (x === null ? null : x * k);
+/** A target: `value` at least (or at most) `bound`; unknown when either figure is missing. */
+function check(target: string, value: number | null, bound: number | null, atLeast: boolean): Target {
+  return { target, value, bound, met: value === null || bound === null ? null : atLeast ? value >= bound : value <= bound };
+}
+
+function times(x: number | null, k: number): number | null {
+  return x === null ? null : x * k;
+}
+
+/** The median of figure `key` of row `name` in this run, or null. */
+function median(rows: readonly Row[], name: string | undefined, key: string): number | null {
+  return name === undefined ? null : (rows.find((r) => r.name === name)?.figures[key]?.median ?? null);
+}
+
+/**
+ * The targets of the faithd6 row `name`, checked against this run's medians (null: a figure is
+ * missing): a native row against haproxy and against faithd6 as it was (`today`, the first
+ * `--rev` row, when there is one), issue 15's; a JavaScript row against issue 5's.
+ */
+function targets(rows: readonly Row[], name: string, plane: Plane, today: string | undefined): Target[] {
+  const m = (row: string | undefined, key: string): number | null => median(rows, row, key);
+  if (plane === 'js')
+    return [
+      check('single-stream throughput c→s ≥ 0.45 × direct (Gbit/s)', m(name, 'up1'), times(m('direct', 'up1'), 0.45), true),
+      check('connections/s ≥ 2 × socat', m(name, 'connectionRate'), times(m('socat', 'connectionRate'), 2), true),
+      check('connections/s ≥ node-pipe', m(name, 'connectionRate'), m('node-pipe', 'connectionRate'), true),
+      check('latency p99 ≤ node-pipe (µs)', m(name, 'latencyP99'), m('node-pipe', 'latencyP99'), false),
+      check('RSS per idle connection ≤ 16 KiB', m(name, 'rssPerConnection'), 16, false),
+      check('relay CPU per GB ≤ socat (s)', m(name, 'cpuPerGB'), m('socat', 'cpuPerGB'), false),
+    ];
+  // The better of faithd6 as it was and haproxy with splice: the bar for throughput and CPU.
+  const best = (a: number | null, b: number | null, most: boolean): number | null => (a === null ? b : b === null ? a : most ? Math.max(a, b) : Math.min(a, b));
+  const was = today ?? '(no --rev row)';
   return [
-    check('single-stream throughput c→s ≥ 0.45 × direct (Gbit/s)', m(name, 'up1'), times(m('direct', 'up1'), 0.45), true),
-    check('connections/s ≥ 2 × socat', m(name, 'connectionRate'), times(m('socat', 'connectionRate'), 2), true),
-    check('connections/s ≥ node-pipe', m(name, 'connectionRate'), m('node-pipe', 'connectionRate'), true),
-    check('latency p99 ≤ node-pipe (µs)', m(name, 'latencyP99'), m('node-pipe', 'latencyP99'), false),
-    check('RSS per idle connection ≤ 16 KiB', m(name, 'rssPerConnection'), 16, false),
-    check('relay CPU per GB ≤ socat (s)', m(name, 'cpuPerGB'), m('socat', 'cpuPerGB'), false),
+    check('connections/s ≥ 0.9 × haproxy', m(name, 'connectionRate'), times(m('haproxy', 'connectionRate'), 0.9), true),
+    check('connections/s ≥ haproxy (stretch)', m(name, 'connectionRate'), m('haproxy', 'connectionRate'), true),
+    check('relay CPU per connection ≤ 1.3 × haproxy (µs)', m(name, 'cpuPerConnection'), times(m('haproxy', 'cpuPerConnection'), 1.3), false),
+    check('RSS per idle connection ≤ 4 KiB', m(name, 'rssPerConnection'), 4, false),
+    check(`1 stream c→s ≥ ${was} and haproxy-splice (Gbit/s)`, m(name, 'up1'), best(m(today, 'up1'), m('haproxy-splice', 'up1'), true), true),
+    check(`4 streams c→s ≥ ${was} and haproxy-splice (Gbit/s)`, m(name, 'upN'), best(m(today, 'upN'), m('haproxy-splice', 'upN'), true), true),
+    check(`CPU per GB ≤ ${was} and haproxy-splice (s)`, m(name, 'cpuPerGB'), best(m(today, 'cpuPerGB'), m('haproxy-splice', 'cpuPerGB'), false), false),
+    check(`latency p99 ≤ ${was} (µs)`, m(name, 'latencyP99'), m(today, 'latencyP99'), false),
   ];
 }
 
@@ -487,7 +540,7 @@ async function main(): Promise<number> {
     if (load1 > 0.5)
       say(`NOTE: load average ${load1.toFixed(2)} at start: other work shares the machine, so expect noise; the ratios within this run are what to compare.`);
     say(
-      `NOTE: faithd6 runs with log level "${SETTINGS.faithd6LogLevel}"${SETTINGS.faithd6LogLevel === 'warn' ? ' (no per-connection log lines; --log info measures them)' : ''}, a row per worker count (${SETTINGS.faithd6Workers.map((w) => `${systems.faithd6Name(w)}: ${w} worker${w === 1 ? '' : 's'}`).join(', ')}; a port's workers accept on one shared socket).`,
+      `NOTE: faithd6 runs with log level "${SETTINGS.faithd6LogLevel}"${SETTINGS.faithd6LogLevel === 'warn' ? ' (no per-connection log lines; --log info measures them)' : ''}, a row per data plane and worker count (${SETTINGS.faithd6Workers.map((w) => `${systems.faithd6Name(w)}: ${w} worker${w === 1 ? '' : 's'}`).join(', ')}; a port's workers accept on one shared socket); "js" rows run dataPlane: js, "splice" the native plane moving bytes with splice(2) (FAITHD6_NATIVE_COPY=splice).`,
     );
     for (const rev of SETTINGS.faithd6Revisions)
       say(
@@ -495,14 +548,24 @@ async function main(): Promise<number> {
       );
 
     const level = SETTINGS.faithd6LogLevel;
-    const faithd6Relays = SETTINGS.faithd6Workers.map((workers) => ({
-      name: systems.faithd6Name(workers),
-      workers,
-      port: faithd6Port(workers),
-      memoryPort: faithd6Port(workers, 7000),
-      idle: SETTINGS.idleConnections,
-      start: (port: number) => systems.startFaithd6(port, tmp, level, workers),
-    }));
+    const planeExtras = (plane: Plane): systems.Faithd6Extras =>
+      plane === 'js' ? { dataPlane: 'js' } : plane === 'splice' ? { dataPlane: 'native', copy: 'splice' } : {};
+    const faithd6Relays = SETTINGS.faithd6Planes.flatMap((plane) =>
+      (plane === 'splice' ? [1] : SETTINGS.faithd6Workers).map((workers) => {
+        const name = systems.faithd6Name(workers, plane);
+        const extras = planeExtras(plane);
+        return {
+          name,
+          workers,
+          plane,
+          extras,
+          port: faithd6Port(workers, 6000, plane),
+          memoryPort: faithd6Port(workers, 7000, plane),
+          idle: SETTINGS.idleConnections,
+          start: (port: number) => systems.startFaithd6(port, tmp, level, workers, { name, extras }),
+        };
+      }),
+    );
     const revisionRelays = SETTINGS.faithd6Revisions.map((rev, i) => {
       const name = systems.faithd6RevisionName(rev.short);
       return {
@@ -639,10 +702,11 @@ async function main(): Promise<number> {
       `throughput: ${opts['bulk-mib']} MiB in all or ${SETTINGS.bulkMaxMs / 1000} s per run; latency: 64 B request/response on one kept connection, ${SETTINGS.latencyCount} round trips or ${SETTINGS.latencyMaxMs / 1000} s; connections/s: ${SETTINGS.churnClients} clients, connect / 64 B / 64 B echo / close for ${SETTINGS.churnMs / 1000} s; memory: ${SETTINGS.idleConnections} idle relayed connections (socat, a process per connection: ${Math.min(SETTINGS.idleConnections, SETTINGS.idleForking)}) on a fresh instance, above its RSS after 100 connections came and went; CPU: user + system of the relay's processes during the single-stream c→s runs.`,
     );
 
-    const goals = new Map(faithd6Relays.map((r) => [r.name, targets(rows, r.name)]));
+    const today = revisionRelays[0]?.name;
+    const goals = new Map(faithd6Relays.map((r) => [r.name, targets(rows, r.name, r.plane, today)]));
     for (const r of faithd6Relays) {
       say('');
-      say(`${r.name} (${r.workers} worker${r.workers === 1 ? '' : 's'}) against the performance targets (this run's medians):`);
+      say(`${r.name} (${r.plane} data plane, ${r.workers} worker${r.workers === 1 ? '' : 's'}) against the performance targets (this run's medians):`);
       for (const g of goals.get(r.name)!) {
         const verdict = g.met === null ? 'n/a ' : g.met ? 'MET ' : 'MISS';
         say(`  ${verdict}  ${g.target}: ${r.name} ${g.value?.toFixed(2) ?? '—'}, bound ${g.bound?.toFixed(2) ?? '—'}`);
@@ -720,9 +784,10 @@ async function main(): Promise<number> {
           return {
             name: r.name,
             workers: r.workers,
+            plane: r.plane,
             port: r.port,
             memoryPort: r.memoryPort,
-            config: systems.faithd6Config(tmp, r.port, level, r.workers),
+            config: systems.faithd6Config(tmp, r.port, level, r.workers, r.extras),
             targets: goals.get(r.name),
             exit: child?.exit ?? null,
             logLines: child?.lines.length ?? 0,

@@ -25,8 +25,13 @@ export const TRANSLATED = '64:ff9b:1::c612:1';
 /** A second address of the bench's host: the `source` of the faithd6 +source row. */
 export const SOURCE4 = '198.18.0.9';
 
-/** What a faithd6 variant row adds to the config: metrics, a PROXY header, a source address. */
+/**
+ * What a faithd6 row adds to the config: the data plane (native unless it says js), how the
+ * native plane moves bytes (FAITHD6_NATIVE_COPY), metrics, a PROXY header, a source address.
+ */
 export interface Faithd6Extras {
+  readonly dataPlane?: 'native' | 'js';
+  readonly copy?: 'rw' | 'splice';
   readonly metricsListen?: string;
   readonly proxyProtocol?: 'v1' | 'v2';
   readonly source?: string;
@@ -100,9 +105,13 @@ export function startNodePipe(port: number): Promise<System> {
   return started('node-pipe', child, TRANSLATED, port);
 }
 
-/** faithd6's row name for a port with `workers` workers: `faithd6`, `faithd6 ×2`, … */
-export function faithd6Name(workers: number): string {
-  return workers === 1 ? 'faithd6' : `faithd6 ×${workers}`;
+/**
+ * faithd6's row name for a port with `workers` workers on a data plane: `faithd6`, `faithd6 ×2`
+ * (native, the default), `faithd6 js`, `faithd6 js ×2`, `faithd6 splice` (native, splice(2)).
+ */
+export function faithd6Name(workers: number, plane: 'native' | 'js' | 'splice' = 'native'): string {
+  const base = plane === 'native' ? 'faithd6' : `faithd6 ${plane}`;
+  return workers === 1 ? base : `${base} ×${workers}`;
 }
 
 /** The row of faithd6 as built at another revision (`--rev`): `faithd6 @dcba076`. */
@@ -129,6 +138,7 @@ export function faithd6Config(dir: string, port: number, level: string, workers:
     `    workers: ${workers}`,
     ...(extras.proxyProtocol === undefined ? [] : [`    proxyProtocol: ${extras.proxyProtocol}`]),
     ...(extras.source === undefined ? [] : [`source: ${extras.source}`]),
+    ...(extras.dataPlane === undefined ? [] : [`dataPlane: ${extras.dataPlane}`]),
     ...(extras.metricsListen === undefined ? [] : ['metrics:', `  listen: '${extras.metricsListen}'`]),
     'rules:',
     '  - action: permit',
@@ -168,7 +178,8 @@ export async function startFaithd6(
 ): Promise<System> {
   const file = join(dir, `faithd6-${port}.yaml`);
   await writeFile(file, faithd6Config(dir, port, level, workers, extras));
-  const child = new Child(name, process.execPath, [join(tree, 'bin', 'faithd6'), 'run', '-c', file]);
+  const env: Record<string, string> = extras.copy === undefined ? {} : { FAITHD6_NATIVE_COPY: extras.copy };
+  const child = new Child(name, process.execPath, [join(tree, 'bin', 'faithd6'), 'run', '-c', file], env);
   return started(name, child, TRANSLATED, port);
 }
 

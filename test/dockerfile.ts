@@ -32,6 +32,11 @@ t.test('the run stage installs production dependencies only, and faithd6 runs on
   mkdirSync(join(dir, 'etc'));
   cpSync(join(root, 'dist'), join(dir, 'dist'), { recursive: true });
   cpSync(join(root, 'bin'), join(dir, 'bin'), { recursive: true });
+  // What the build stage built and the run stage copies (`npm run build:native` built it here).
+  const addon = join('native', 'build', 'Release', 'faithd6.node');
+  t.match(runStage, `COPY --from=build /src/${addon} ./${addon}`, 'the run stage takes the addon the build stage built');
+  mkdirSync(join(dir, 'native', 'build', 'Release'), { recursive: true });
+  cpSync(join(root, addon), join(dir, addon));
   cpSync(join(root, 'etc', 'faithd6.yaml'), join(dir, 'etc', 'faithd6.yaml'));
   const run = (...args: string[]): string =>
     execFileSync(process.execPath, [join(dir, 'bin', 'faithd6'), ...args], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
@@ -50,6 +55,16 @@ t.test('the run stage installs production dependencies only, and faithd6 runs on
     ),
     'loaded\n',
   );
+  const loaded = execFileSync(
+    process.execPath,
+    ['-e', "import('./dist/src/relay/native.js').then(({ loadNative }) => console.log(loadNative().path ?? loadNative().reason))"],
+    {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    },
+  );
+  t.equal(loaded, `${join(dir, addon)}\n`, 'the native data plane loads from the image tree');
 });
 
 t.test('the Dockerfile runs faithd6 as an unprivileged user, in the foreground', async (t) => {
@@ -59,4 +74,8 @@ t.test('the Dockerfile runs faithd6 as an unprivileged user, in the foreground',
   t.match(dockerfile, /FROM node:24-slim AS build/);
   t.match(runStage, /^\nFROM node:24-slim\n/, 'the run stage on the same maintained LTS line');
   t.ok(runCommands(dockerfile).includes('npm run build'), "the build stage compiles with the project's own build script");
+  t.ok(
+    runCommands(dockerfile).some((c) => c.startsWith('npm run build:native')),
+    "the build stage builds the addon with the project's own script",
+  );
 });

@@ -22,6 +22,8 @@
 /* Connections accepted per wake-up of the listener, so that relaying goes on under a flood. */
 #define ACCEPT_BATCH 64
 #define EVENT_BATCH 256
+/* The longest preamble (a PROXY protocol v2 header with TLVs stays far below it). */
+#define MAX_PREAMBLE 4096
 
 struct plane P;
 
@@ -300,6 +302,12 @@ void plane_dial(uint32_t id, const struct dial_options *o) {
   P.open += 1;
   c->idle_ms = o->idle_ms;
   c->half_closed_ms = o->half_closed_ms;
+  /* A PROXY protocol header is at most a few hundred bytes; it goes out in the first read's buffer. */
+  if (o->preamble_len > MAX_PREAMBLE) {
+    c->err = EINVAL;
+    conn_queue(c);
+    return;
+  }
   if (o->preamble_len > 0) {
     c->preamble = malloc(o->preamble_len);
     if (c->preamble != NULL) {

@@ -256,7 +256,8 @@ t.test(`fuzz: ${FUZZ_CASES} random configs (seed ${SEED}), ${FUZZ_AT_ONCE} at a 
   };
   await Promise.all(Array.from({ length: FUZZ_AT_ONCE }, lane));
   t.equal(Object.keys(verdicts).filter((v) => v !== `exit ${EX_CONFIG}` && v !== 'exit 0').length, 0, `only clean verdicts: ${JSON.stringify(verdicts)}`);
-  t.ok(slowest < 3000, `each within 3 s (slowest ${slowest} ms)`);
+  // Four CLIs at once on two cores, beside another test file: the same bound as one CLI run.
+  t.ok(slowest < CLI_MS, `each within ${CLI_MS / 1000} s (slowest ${slowest} ms)`);
   timings.push(`fuzz: ${FUZZ_CASES} cases in ${Date.now() - started} ms, ${JSON.stringify(verdicts)}, slowest ${slowest} ms`);
 });
 

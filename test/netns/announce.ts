@@ -94,12 +94,12 @@ t.test('a port whose worker keeps exiting withdraws the prefixes; running again,
   await crashLoop(daemon, PORT);
   const killed = Date.now();
   const down = await until('down', 5000);
-  t.comment(`withdrawn ${down} ms after the third exit`);
+  t.comment(`withdrawn ${down} ms after the last exit`);
   const withdrawn = await daemon.proc.waitFor((l) => l.msg === 'withdrawing', { timeout: 1000, from: mark });
   t.equal(withdrawn.reason, `port ${PORT} failed: its worker keeps exiting`);
   // The worker restarts after its backoff and, once it has run 10 s, ends the run of failures.
   const up = await until('up', 20_000);
-  t.comment(`announced again ${Date.now() - killed} ms after the third exit (${up} ms after the withdrawal: the worker's 10 s of health)`);
+  t.comment(`announced again ${Date.now() - killed} ms after the last exit (${up} ms after the withdrawal: the worker's 10 s of health)`);
   t.ok(await relayed());
 });
 

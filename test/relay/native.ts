@@ -25,7 +25,7 @@ async function until(check: () => boolean, ms = 5000): Promise<boolean> {
 
 interface NativeRig {
   port: number;
-  plane: NativePlane<undefined>;
+  plane: NativePlane<number>;
   results: RelayResult[];
   next(): Promise<RelayResult>;
 }
