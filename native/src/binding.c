@@ -7,6 +7,7 @@
  *   dial(id, ipv4, port, source, connectMs, idleMs, halfClosedMs, preamble?)
  *   reset(id)
  *   stats() -> { conns, heldBuffers, heldBytes, pipes, up, down, connSize }
+ *   pipeLimit(pairs)
  *   close()
  *
  * The callbacks run in one callback scope per turn of the plane, opened at the first call and
@@ -225,6 +226,13 @@ static napi_value js_reset(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+static napi_value js_pipe_limit(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (args(env, info, 1, argv) == NULL) return NULL;
+  plane_pipe_limit(uint_arg(env, argv[0]));
+  return undefined(env);
+}
+
 static void set_number(napi_env env, napi_value object, const char *key, double value) {
   napi_value v;
   napi_create_double(env, value, &v);
@@ -264,7 +272,7 @@ static napi_value init(napi_env env, napi_value exports) {
     napi_callback fn;
   } methods[] = {
       {"open", js_open}, {"listen", js_listen}, {"unlisten", js_unlisten}, {"dial", js_dial},
-      {"reset", js_reset}, {"stats", js_stats}, {"close", js_close},
+      {"reset", js_reset}, {"stats", js_stats}, {"pipeLimit", js_pipe_limit}, {"close", js_close},
   };
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
     napi_value fn;

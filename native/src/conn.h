@@ -33,6 +33,7 @@ struct conn {
   uint8_t state;
   uint8_t readable;       /* bit per side: epoll said readable and no read has said EAGAIN since */
   uint8_t writable;       /* bit per side, likewise for writes */
+  uint8_t ended;          /* bit per side: epoll said hang-up, error or the peer's FIN (sticky) */
   uint8_t halves;         /* FINs passed on */
   bool queued;            /* on the list of connections with work left (fairness) */
   struct conn *next_queued;

@@ -3,8 +3,11 @@
  * or splice(2) through a pipe pair of a pool (FAITHD6_NATIVE_COPY). A direction reads only
  * while its destination takes bytes; what the destination did not take is held (malloc'ed,
  * at most one read's worth) until it does, and the direction reads nothing meanwhile: that is
- * the backpressure TCP relies on. A source is read until EAGAIN, its FIN (0) or its error, so
- * that a reset arriving with the last bytes is seen as the reset it is, never as an end.
+ * the backpressure TCP relies on. Once epoll has said that a source hung up, failed or sent its
+ * FIN, it is read until EAGAIN, its FIN (0) or its error, so that a reset arriving with the last
+ * bytes is seen as the reset it is, never as an end; before that, a short read means that the
+ * source has nothing more now (whatever comes later raises a new edge), and no read is made
+ * just to hear EAGAIN.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,12 +25,25 @@
 #define ROUNDS 16
 /* What one splice(2) from a socket takes at most (a pipe's default capacity). */
 #define PIPE_CHUNK (64 * 1024)
-/* Pipe pairs at most (two descriptors each); past that, a direction copies through the buffer. */
+/* Pipe pairs at most (two descriptors each), whatever the owner allows (plane_pipe_limit); past
+   that, or when pipe2() fails, a direction copies through the buffer. */
 #define MAX_PIPES 256
-/* Pairs kept open for the next direction rather than closed. */
+/* Pairs kept open for the next direction rather than closed, at most. */
 #define MAX_FREE_PIPES 64
 
+void plane_pipe_limit(uint32_t pairs) {
+  P.pipe_limit = pairs < MAX_PIPES ? pairs : MAX_PIPES;
+  /* Pooled pairs beyond the new limit are closed at once; pairs in use, when they come back. */
+  while (P.pipes_free > 0 && P.pipes_total > P.pipe_limit) {
+    P.pipes_free -= 1;
+    close(P.pipes[P.pipes_free][0]);
+    close(P.pipes[P.pipes_free][1]);
+    P.pipes_total -= 1;
+  }
+}
+
 int copy_open(void) {
+  P.pipe_limit = MAX_PIPES;
   P.buffer = malloc(BUFFER_SIZE);
   P.pipes = calloc(MAX_PIPES, sizeof *P.pipes);
   if (P.buffer == NULL || P.pipes == NULL) {
@@ -57,7 +73,7 @@ static bool take_pipe(struct dir *r) {
     r->pipe[1] = P.pipes[P.pipes_free][1];
     return true;
   }
-  if (P.pipes_total >= MAX_PIPES || pipe2(r->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+  if (P.pipes_total >= P.pipe_limit || pipe2(r->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
     r->pipe[0] = r->pipe[1] = -1;
     return false;
   }
@@ -68,7 +84,7 @@ static bool take_pipe(struct dir *r) {
 /* An empty pipe goes back to the pool; one with bytes in it (its connection gone) is closed. */
 static void give_pipe(struct dir *r) {
   if (r->pipe[0] < 0) return;
-  if (r->in_pipe == 0 && P.pipes_free < MAX_FREE_PIPES) {
+  if (r->in_pipe == 0 && P.pipes_free < MAX_FREE_PIPES && P.pipes_total <= P.pipe_limit) {
     P.pipes[P.pipes_free][0] = r->pipe[0];
     P.pipes[P.pipes_free][1] = r->pipe[1];
     P.pipes_free += 1;
@@ -177,11 +193,17 @@ static void counted(struct conn *c, int src, size_t n) {
   c->since = plane_now();
 }
 
-/* Passes the FIN of direction `d` on: shutdown(SHUT_WR) of its destination. */
+/* Passes the FIN of direction `d` on: shutdown(SHUT_WR) of its destination. The second FIN of a
+   connection is passed by close(), which sends it as well: the destination has no unread bytes
+   (its own direction ended first), so the close is not a reset. */
 static void pass_fin(struct conn *c, int d) {
   struct dir *r = &c->dir[d];
   int dst = 1 - d;
   give_pipe(r);
+  if (c->dir[1 - d].shut) {
+    r->shut = true;
+    return;
+  }
   if (shutdown(c->fd[dst], SHUT_WR) != 0) {
     fail(c, dst, socket_error(c->fd[dst], errno));
     return;
@@ -225,8 +247,16 @@ static void pump(struct conn *c, int d) {
       continue;
     }
     counted(c, src, (size_t)n);
+    /* A short read of a source that has not hung up: nothing more to read for now. */
+    bool drained = (size_t)n < (spliced ? PIPE_CHUNK : BUFFER_SIZE) && !(c->ended & BIT(src));
+    if (drained) c->readable &= (uint8_t)~BIT(src);
     if (spliced) {
       r->in_pipe = (uint32_t)n;
+      if (drained && !flush(c, d)) return;
+      if (drained) {
+        give_pipe(r);
+        return;
+      }
       continue;
     }
     ssize_t w = put(c, dst, P.buffer, (size_t)n);
@@ -235,6 +265,7 @@ static void pump(struct conn *c, int d) {
       hold(c, d, P.buffer + w, (size_t)(n - w));
       return;
     }
+    if (drained) return;
   }
   conn_queue(c);
 }

@@ -35,7 +35,7 @@ struct plane {
   /* copy.c's */
   char *buffer; /* every read lands here first */
   int (*pipes)[2];
-  uint32_t pipes_free, pipes_total;
+  uint32_t pipes_free, pipes_total, pipe_limit;
   uint32_t held_buffers;
   uint64_t held_bytes;
   uint64_t up, down;

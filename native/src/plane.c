@@ -259,9 +259,10 @@ static void drive(struct conn *c) {
       return;
     }
     if (!(c->writable & BIT(BACKEND))) return;
+    /* Writable and nothing wrong: connected. Otherwise the socket says what went wrong. */
     int err = 0;
     socklen_t len = sizeof err;
-    if (getsockopt(c->fd[BACKEND], SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if ((c->ended & BIT(BACKEND)) && getsockopt(c->fd[BACKEND], SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
     if (err != 0) {
       conn_finish(c, END_CONNECT_ERROR, err);
       return;
@@ -418,6 +419,7 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
     if (c->state == ST_GONE) continue;
     uint32_t e = ev[i].events;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->readable |= BIT(side);
+    if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->ended |= BIT(side);
     if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->writable |= BIT(side);
     drive(c);
   }

@@ -76,6 +76,8 @@ void plane_dial(uint32_t id, const struct dial_options *options);
 /* Resets both sockets of `id` now (END_STOPPED); nothing when it is not open. */
 void plane_reset(uint32_t id);
 void plane_stats(struct plane_stats *out);
+/* How many splice pipe pairs (two descriptors each) the plane may hold open; 256 at most. */
+void plane_pipe_limit(uint32_t pairs);
 /* Resets every connection and releases everything (tests; a process exiting needs none of it). */
 void plane_close(void);
 

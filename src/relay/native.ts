@@ -21,6 +21,7 @@ interface Addon {
   dial(id: number, ipv4: number, port: number, source: number, connect: number, idle: number, halfClosed: number, preamble: Buffer | undefined): void;
   reset(id: number): void;
   stats(): NativeStats;
+  pipeLimit(pairs: number): void;
   close(): void;
 }
 
@@ -51,11 +52,23 @@ export interface NativeStats {
 export type CopyMode = 'rw' | 'splice';
 
 /**
- * How the native plane moves bytes: FAITHD6_NATIVE_COPY=splice or rw (the default), for
- * measuring one against the other (npm run bench).
+ * How the native plane moves bytes: splice(2) through pooled pipes (the default: on this
+ * project's bench, the same connections/s as read/write and half the CPU per GB), or
+ * FAITHD6_NATIVE_COPY=rw, read(2)/write(2) through one buffer, for measuring one against the
+ * other (npm run bench).
  */
 export function copyMode(): CopyMode {
-  return process.env.FAITHD6_NATIVE_COPY === 'splice' ? 'splice' : 'rw';
+  return process.env.FAITHD6_NATIVE_COPY === 'rw' ? 'rw' : 'splice';
+}
+
+/**
+ * The splice pipe pairs a process with `openFiles` descriptors (RLIMIT_NOFILE) lets the plane
+ * keep: one per 64 descriptors, 256 at most (512 descriptors of 65,536), and none below 1,024,
+ * where every descriptor goes to connections. A direction that finds none copies through the
+ * buffer instead.
+ */
+export function pipeBudget(openFiles: number): number {
+  return openFiles < 1024 ? 0 : Math.min(256, Math.floor(openFiles / 64));
 }
 
 /** The addon, or why it could not be loaded. */
@@ -205,6 +218,11 @@ export class NativePlane<T> {
 
   stats(): NativeStats {
     return this.addon.stats();
+  }
+
+  /** How many splice pipe pairs the plane may keep open (it closes pooled ones above that). */
+  pipeLimit(pairs: number): void {
+    this.addon.pipeLimit(pairs);
   }
 
   /** Resets what is open and releases the plane (tests; a worker just exits). */

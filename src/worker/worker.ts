@@ -14,7 +14,7 @@ import { dial, KEEPALIVE_DELAY } from '../relay/dial.js';
 import { proxyHeader, type ProxyProtocol } from '../relay/proxy-protocol.js';
 import { boundPort, Listener, type TcpHandle } from '../relay/listener.js';
 import { CONNECT_FAILURES, Relay, reset, type EndReason, type RelayHooks, type RelayPeers, type RelayResult } from '../relay/relay.js';
-import { choosePlane, copyMode, loadNative, NativePlane, type NativeHost, type PlaneChoice } from '../relay/native.js';
+import { choosePlane, copyMode, loadNative, NativePlane, pipeBudget, type NativeHost, type PlaneChoice } from '../relay/native.js';
 import { listenBacklog } from '../system/somaxconn.js';
 import { FtpSession, type LogFields, type SessionHost } from '../ftp/session.js';
 import { withdrawOverLink } from '../announce/bird.js';
@@ -119,13 +119,17 @@ export class Worker {
 
   /**
    * Keeps admission within the descriptors this process may open: two per relay, above those
-   * open when it started listening and a little headroom.
+   * open when it started listening, a little headroom and the native plane's splice pipes.
    */
   private watchDescriptors(): void {
     const baseline = openDescriptors();
     const update = (): void => {
       const limit = openFileLimit();
-      if (limit !== undefined) this.admission.setDescriptorCap(Math.floor((limit - baseline - DESCRIPTOR_HEADROOM) / 2));
+      if (limit === undefined) return;
+      // The native plane's splice pipes come out of the same descriptors, two per pair.
+      const pipes = this.native === undefined ? 0 : pipeBudget(Math.min(limit, 1 << 20));
+      this.native?.pipeLimit(pipes);
+      this.admission.setDescriptorCap(Math.floor((limit - baseline - DESCRIPTOR_HEADROOM - 2 * pipes) / 2));
     };
     update();
     this.descriptorTimer = setInterval(update, DESCRIPTOR_CHECK);

@@ -173,3 +173,16 @@ t.test('a refusal: the owner does not dial, the client is reset and nothing is c
   t.match(seen, [new RegExp(`^::1 ${bound.port} ::1 \\d+$`)], 'the owner was asked once, with both addresses');
   t.same([plane.size, plane.stats().conns], [0, 0]);
 });
+
+t.test('splice pipes: a budget from the descriptor limit, and a plane without any still relays', async (t) => {
+  const { pipeBudget } = await import('../../src/relay/native.js');
+  t.same([64, 1023, 1024, 65_536, 1 << 20].map(pipeBudget), [0, 0, 16, 256, 256], 'none below 1,024 descriptors, one per 64, 256 at most');
+  const port = await backend(t, (socket) => socket.pipe(socket));
+  const r = rig(t, port, 'splice');
+  t.equal(await echoPieces(r.port, 10, 5), 10, 'relayed with pipes');
+  t.ok(r.plane.stats().pipes > 0, `pipes kept for the next burst: ${r.plane.stats().pipes}`);
+  r.plane.pipeLimit(0);
+  t.equal(r.plane.stats().pipes, 0, 'a limit of none closes the pooled ones');
+  t.equal(await echoPieces(r.port, 10, 5), 10, 'and the plane copies instead');
+  t.equal(r.plane.stats().pipes, 0, 'without opening one');
+});
