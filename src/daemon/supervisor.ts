@@ -152,7 +152,9 @@ export class Supervisor {
       throw err;
     }
     const plane = this.dataPlane();
-    if (plane.fallback !== null) this.log.warn({ reason: plane.fallback }, 'native data plane unavailable: relaying on the JavaScript data plane');
+    // Said once here when the addon does not load; a worker whose plane did not start says so itself.
+    if (plane.fallback !== null && choosePlane(this.config.dataPlane, 'tcp').fallback !== null)
+      this.log.warn({ reason: plane.fallback }, 'native data plane unavailable: relaying on the JavaScript data plane');
     this.log.info(
       {
         ports: [...this.ports.keys()],
@@ -317,9 +319,17 @@ export class Supervisor {
     return answers.size === expected;
   }
 
-  /** The configured data plane and what plain TCP services relay on (the workers load the same addon). */
+  /**
+   * The configured data plane and what plain TCP services relay on: what loading the addon
+   * here says (the workers load the same one), unless a worker said its plane did not start.
+   */
   private dataPlane(): PlaneChoice & { readonly configured: 'native' | 'js' } {
-    return { configured: this.config.dataPlane, ...choosePlane(this.config.dataPlane, 'tcp') };
+    const chosen = choosePlane(this.config.dataPlane, 'tcp');
+    const fellBack = [...this.ports.values()]
+      .filter((port) => port.service.protocol === 'tcp')
+      .flatMap((port) => port.slots.map((slot) => slot.dataPlane))
+      .find((plane) => plane !== undefined && plane.dataPlane === 'js' && plane.fallback !== null);
+    return { configured: this.config.dataPlane, ...(chosen.dataPlane === 'native' && fellBack !== undefined ? fellBack : chosen) };
   }
 
   /** Everything `faithd6 status` shows, with fresh counters from each worker. */

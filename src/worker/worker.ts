@@ -144,7 +144,7 @@ export class Worker {
    * which data plane it is.
    */
   listen(handle: TcpHandle): PlaneChoice {
-    const plane = choosePlane(this.configured.dataPlane, this.compiled.protocol);
+    let plane = choosePlane(this.configured.dataPlane, this.compiled.protocol);
     const bound = boundPort(handle);
     if (bound !== this.compiled.service.port) {
       handle.close();
@@ -152,8 +152,16 @@ export class Worker {
     }
     const backlog = listenBacklog(this.configured.listenBacklog);
     const addon = plane.dataPlane === 'native' ? loadNative().addon : undefined;
-    if (addon !== undefined) {
-      const native = new NativePlane(addon, this.nativeHost, copyMode());
+    let native: NativePlane<NativeRecord> | undefined;
+    try {
+      if (addon !== undefined) native = new NativePlane(addon, this.nativeHost, copyMode());
+    } catch (err) {
+      // The addon loaded but its plane did not start (no epoll set, no memory): not a reason
+      // not to relay either.
+      plane = { dataPlane: 'js', fallback: `the native data plane did not start: ${(err as Error).message}` };
+      this.log.warn({ reason: plane.fallback }, 'native data plane unavailable: relaying on the JavaScript data plane');
+    }
+    if (native !== undefined) {
       try {
         native.listen(handle, backlog, KEEPALIVE_DELAY);
       } catch (err) {

@@ -1,7 +1,7 @@
 // An addon that cannot load is no reason not to start: the daemon says so once, relays on the
 // JavaScript data plane, and `status` and `doctor` say why. The addon is broken on purpose by
 // pointing FAITHD6_NATIVE_ADDON (which the daemon, its workers and the CLI inherit here) at a
-// file that is not one.
+// file that is not one; and then at one that loads but whose plane does not start.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
@@ -42,4 +42,19 @@ t.test('status and doctor say which plane relays and why', async (t) => {
   t.not(doctor.code, 0, 'doctor fails');
   t.match(doctor.stdout, /✗ data plane/);
   t.match(doctor.stdout, 'dataPlane is native, but the native addon did not load');
+});
+
+t.test('an addon that loads but whose plane does not start: the worker relays on js and says why', async (t) => {
+  process.env.FAITHD6_NATIVE_ADDON = new URL('../fixtures/plane-fails.cjs', import.meta.url).pathname;
+  const second = await startDaemon(t, net, { services: [{ port: 6100, backendPort: PORT }], dataPlane: 'native' });
+  const warned = second.proc.filter((l) => l.msg === 'native data plane unavailable: relaying on the JavaScript data plane');
+  t.equal(warned.length, 1, 'one warning, from the worker');
+  t.match(warned[0]?.reason, 'the native data plane did not start: open: Too many open files');
+  const done = await net
+    .peer('c6', ['client', 'echo', '64K', '--host', translate(ADDR.server4), '--port', '6100', '--timeout', '10'])
+    .waitFor(isDone(), { timeout: 10_000, what: 'echo done' });
+  t.equal(done.intact, true, 'relayed all the same');
+  const status = await daemonStatus(net, second);
+  t.match(status.dataPlane, { configured: 'native', dataPlane: 'js', fallback: /^the native data plane did not start: / });
+  t.match(status.ports[0]?.dataPlane, { dataPlane: 'js', fallback: /^the native data plane did not start: / });
 });
