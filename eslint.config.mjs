@@ -29,5 +29,5 @@ export default tseslint.config(
     },
   },
   // Plain JavaScript fixtures and scripts: no type information for them.
-  { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  { files: ['**/*.js', '**/*.mjs', '**/*.cjs'], ...tseslint.configs.disableTypeChecked },
 );
