@@ -152,9 +152,7 @@ export class Supervisor {
       throw err;
     }
     const plane = this.dataPlane();
-    // Said once here when the addon does not load; a worker whose plane did not start says so itself.
-    if (plane.fallback !== null && choosePlane(this.config.dataPlane, 'tcp').fallback !== null)
-      this.log.warn({ reason: plane.fallback }, 'native data plane unavailable: relaying on the JavaScript data plane');
+    this.warnPlane(plane);
     this.log.info(
       {
         ports: [...this.ports.keys()],
@@ -319,6 +317,15 @@ export class Supervisor {
     return answers.size === expected;
   }
 
+  /** Why the native data plane is not used, said once per reason (workers of every port report theirs). */
+  private readonly planeWarnings = new Set<string>();
+
+  private warnPlane(plane: PlaneChoice): void {
+    if (plane.dataPlane !== 'js' || plane.fallback === null || this.planeWarnings.has(plane.fallback)) return;
+    this.planeWarnings.add(plane.fallback);
+    this.log.warn({ reason: plane.fallback }, 'native data plane unavailable: relaying on the JavaScript data plane');
+  }
+
   /**
    * The configured data plane and what plain TCP services relay on: what loading the addon
    * here says (the workers load the same one), unless a worker said its plane did not start.
@@ -458,6 +465,9 @@ export class Supervisor {
         if (message.type === 'listening') {
           cleanup();
           slot.dataPlane = { dataPlane: message.dataPlane, fallback: message.fallback };
+          // A worker that could not use the native plane where this process could (it runs as
+          // another user, its plane did not start) says why; an FTP port relays on js by design.
+          if (port.service.protocol === 'tcp') this.warnPlane(slot.dataPlane);
           // A new worker gets its connection to BIRD now if BIRD answers, not at the next re-assert.
           if (this.announcer?.status().error === null) void this.linkWorkers();
           // A worker that keeps running this long ends its port's run of failures.

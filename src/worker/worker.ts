@@ -158,8 +158,8 @@ export class Worker {
     } catch (err) {
       // The addon loaded but its plane did not start (no epoll set, no memory): not a reason
       // not to relay either.
+      // (The supervisor logs it, once.)
       plane = { dataPlane: 'js', fallback: `the native data plane did not start: ${(err as Error).message}` };
-      this.log.warn({ reason: plane.fallback }, 'native data plane unavailable: relaying on the JavaScript data plane');
     }
     if (native !== undefined) {
       try {
