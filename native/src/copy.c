@@ -5,9 +5,9 @@
  * at most one read's worth) until it does, and the direction reads nothing meanwhile: that is
  * the backpressure TCP relies on. Once epoll has said that a source hung up, failed or sent its
  * FIN, it is read until EAGAIN, its FIN (0) or its error, so that a reset arriving with the last
- * bytes is seen as the reset it is, never as an end; before that, a short read means that the
+ * bytes is seen as the reset it is, never as an end; before that, a short read(2) means that the
  * source has nothing more now (whatever comes later raises a new edge), and no read is made
- * just to hear EAGAIN.
+ * just to hear EAGAIN. A short splice(2) means no such thing (see pump).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -247,18 +247,17 @@ static void pump(struct conn *c, int d) {
       continue;
     }
     counted(c, src, (size_t)n);
-    /* A short read of a source that has not hung up: nothing more to read for now. */
-    bool drained = (size_t)n < (spliced ? PIPE_CHUNK : BUFFER_SIZE) && !(c->ended & BIT(src));
-    if (drained) c->readable &= (uint8_t)~BIT(src);
     if (spliced) {
+      /* Never taken for drained when short: a pipe holds 16 of the socket's buffers, however
+         small, so a splice stops short while the socket still has bytes (on a network, with
+         its 1500-byte segments), and a sender waiting for the window would never raise the
+         edge that brings the relay back. Read again until EAGAIN. */
       r->in_pipe = (uint32_t)n;
-      if (drained && !flush(c, d)) return;
-      if (drained) {
-        give_pipe(r);
-        return;
-      }
       continue;
     }
+    /* A short read(2) of a source that has not hung up took all it had: nothing more for now. */
+    bool drained = (size_t)n < BUFFER_SIZE && !(c->ended & BIT(src));
+    if (drained) c->readable &= (uint8_t)~BIT(src);
     ssize_t w = put(c, dst, P.buffer, (size_t)n);
     if (w < 0) return;
     if (w < n) {
