@@ -24,10 +24,15 @@ import { prng } from '../fixtures/prng.js';
 const SEED = Number(process.env.FAITHD6_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32));
 const CONNECTIONS = Number(process.env.FAITHD6_FUZZ_CONNECTIONS ?? 1000);
 const AT_ONCE = 64;
-const IDLE = 400;
-const HALF_CLOSED = 250;
+/**
+ * Far longer than any script takes (five writes a few ms apart), also on a loaded machine or
+ * under AddressSanitizer: a timeout must end only the silent sides, never a slow one. With
+ * 400 and 250 ms, the sanitizer run saw scripted FINs cut short by the half-closed timeout.
+ */
+const IDLE = 2_000;
+const HALF_CLOSED = 1_500;
 /** Longer than any script plus the idle timeout: a connection not done by then hangs. */
-const DEADLINE = 5_000;
+const DEADLINE = 10_000;
 const SIZES = [1, 7, 100, 1000, 1460, 16 * 1024, 64 * 1024 + 1, 200_000];
 
 type Ending = 'fin' | 'reset' | 'silent';
