@@ -391,9 +391,7 @@ static void accept_some(void) {
     if (c->state == ST_ACCEPTED) {
       /* Refused: its owner did not dial. */
       close_reset(fd);
-      P.conns[c->id] = NULL;
-      P.free_ids[P.free_len++] = c->id;
-      free(c);
+      conn_release(c);
     }
   }
 }

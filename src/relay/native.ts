@@ -176,10 +176,13 @@ export class NativePlane<T> {
   private readonly host: NativeHost<T>;
   private readonly open = new Map<number, Open<T>>();
   private handle: TcpHandle | undefined;
+  /** How it moves bytes. */
+  readonly copy: CopyMode;
 
   constructor(addon: Addon, host: NativeHost<T>, copy: CopyMode) {
     this.addon = addon;
     this.host = host;
+    this.copy = copy;
     addon.open(
       {
         accepted: (id, local, localPort, remote, remotePort) => this.onAccepted(id, local, localPort, remote, remotePort),

@@ -127,7 +127,7 @@ export class Worker {
       const limit = openFileLimit();
       if (limit === undefined) return;
       // The native plane's splice pipes come out of the same descriptors, two per pair.
-      const pipes = this.native === undefined ? 0 : pipeBudget(Math.min(limit, 1 << 20));
+      const pipes = this.native?.copy === 'splice' ? pipeBudget(Math.min(limit, 1 << 20)) : 0;
       this.native?.pipeLimit(pipes);
       this.admission.setDescriptorCap(Math.floor((limit - baseline - DESCRIPTOR_HEADROOM - 2 * pipes) / 2));
     };

@@ -3,8 +3,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import t, { type Test } from 'tap';
 import type { CopyMode, NativePlane } from '../../src/relay/native.js';
-import type { RelayResult } from '../../src/relay/relay.js';
-import { backend, connect, drain, echoPieces, nativeRelay, sha, TIMEOUTS } from '../fixtures/relay-rig.js';
+import { backend, bothWays, connect, drain, echoPieces, relayTo, sha, type Rig } from '../fixtures/relay-rig.js';
 
 // What only the native data plane has: its memory (what it holds while a destination is full,
 // nothing while a connection is idle), its byte counters of open connections, refusals and
@@ -23,72 +22,34 @@ async function until(check: () => boolean, ms = 5000): Promise<boolean> {
   return true;
 }
 
-interface NativeRig {
-  port: number;
-  plane: NativePlane<number>;
-  results: RelayResult[];
-  next(): Promise<RelayResult>;
-}
-
-function rig(t: Test, backendPort: number, copy: CopyMode, timeouts = TIMEOUTS): NativeRig {
-  const results: RelayResult[] = [];
-  const waiters: ((r: RelayResult) => void)[] = [];
-  const { port, plane } = nativeRelay(
-    t,
-    { ipv4: 0x7f000001, port: backendPort, timeouts, preamble: undefined },
-    () => {},
-    (result) => {
-      const waiter = waiters.shift();
-      if (waiter) waiter(result);
-      else results.push(result);
-    },
-    copy,
-  );
-  return {
-    port,
-    plane,
-    results,
-    next: () => {
-      const ready = results.shift();
-      return ready ? Promise.resolve(ready) : new Promise((resolve) => waiters.push(resolve));
-    },
-  };
+/** The native plane in front of `backendPort`, moving bytes as `copy` says. */
+async function rig(t: Test, backendPort: number, copy: CopyMode): Promise<Rig & { plane: NativePlane<number> }> {
+  const relay = await relayTo(t, backendPort, { plane: copy === 'rw' ? 'native/rw' : 'native' });
+  return Object.assign(relay, { plane: relay.native as NativePlane<number> });
 }
 
 for (const copy of ['rw', 'splice'] as const) {
   t.test(`${copy}: 64 MiB each way at once arrive whole, counted exactly, and nothing is held after`, async (t) => {
-    const up = randomBytes(64 << 20);
-    const down = randomBytes(64 << 20);
-    let serverGot: Promise<{ data: Buffer; end: string }> | undefined;
-    const port = await backend(t, (socket) => {
-      serverGot = drain(socket);
-      socket.end(down);
+    let plane: NativePlane<number> | undefined;
+    await bothWays(t, 64 << 20, async (port: number) => {
+      const r = await rig(t, port, copy);
+      plane = r.plane;
+      return r;
     });
-    const r = rig(t, port, copy);
-    const client = connect(r.port);
-    const got = drain(client);
-    client.end(up);
-    const [clientSide, result] = await Promise.all([got, r.next()]);
-    const serverSide = await (serverGot as Promise<{ data: Buffer; end: string }>);
-    t.equal(clientSide.end, 'eof');
-    t.equal(serverSide.end, 'eof');
-    t.equal(sha(clientSide.data), sha(down), 'server→client bytes intact');
-    t.equal(sha(serverSide.data), sha(up), 'client→server bytes intact');
-    t.same([result.end, result.up, result.down], ['fin', up.length, down.length], 'a FIN both ways, every byte counted');
-    const stats = r.plane.stats();
+    const stats = (plane as NativePlane<number>).stats();
     t.same([stats.conns, stats.heldBuffers, stats.heldBytes, stats.up, stats.down], [0, 0, 0, 0, 0], 'nothing open, nothing held');
   });
 
   t.test(`${copy}: many connections moving small pieces at once never see each other's bytes`, async (t) => {
     const port = await backend(t, (socket) => socket.pipe(socket));
-    const r = rig(t, port, copy);
+    const r = await rig(t, port, copy);
     t.equal(await echoPieces(r.port, 100, 40), 100, 'every echo is its own payload, whole');
   });
 
   t.test(`${copy}: a client that does not read holds the server back, with at most one read held`, async (t) => {
     const payload = randomBytes(32 << 20);
     const port = await backend(t, (socket) => socket.end(payload));
-    const r = rig(t, port, copy);
+    const r = await rig(t, port, copy);
     const client = net.connect({ host: '::1', port: r.port });
     client.pause();
     t.ok(await until(() => r.plane.stats().down > 0), 'the backend started sending');
@@ -111,7 +72,7 @@ for (const copy of ['rw', 'splice'] as const) {
   t.test(`${copy}: idle connections hold no buffer, only their struct`, async (t) => {
     const COUNT = 500;
     const port = await backend(t, (socket) => socket.once('data', (first: Buffer) => socket.write(first)));
-    const r = rig(t, port, copy);
+    const r = await rig(t, port, copy);
     const clients = await Promise.all(
       Array.from({ length: COUNT }, async () => {
         const client = connect(r.port);
@@ -132,7 +93,7 @@ for (const copy of ['rw', 'splice'] as const) {
 
   t.test(`${copy}: a connection the owner refuses is reset, and one it resets ends 'stopped'`, async (t) => {
     const port = await backend(t, () => {});
-    const r = rig(t, port, copy);
+    const r = await rig(t, port, copy);
     const client = connect(r.port);
     client.write('x');
     t.ok(await until(() => r.plane.stats().up === 1), 'relayed, its byte read');
@@ -178,7 +139,7 @@ t.test('splice pipes: a budget from the descriptor limit, and a plane without an
   const { pipeBudget } = await import('../../src/relay/native.js');
   t.same([64, 1023, 1024, 65_536, 1 << 20].map(pipeBudget), [0, 0, 16, 256, 256], 'none below 1,024 descriptors, one per 64, 256 at most');
   const port = await backend(t, (socket) => socket.pipe(socket));
-  const r = rig(t, port, 'splice');
+  const r = await rig(t, port, 'splice');
   t.equal(await echoPieces(r.port, 10, 5), 10, 'relayed with pipes');
   t.ok(r.plane.stats().pipes > 0, `pipes kept for the next burst: ${r.plane.stats().pipes}`);
   r.plane.pipeLimit(0);

@@ -5,7 +5,7 @@ import t from 'tap';
 import { dial } from '../../src/relay/dial.js';
 import { MAX_LENT, OWN_SIZE, pool } from '../../src/relay/pump.js';
 import { Relay } from '../../src/relay/relay.js';
-import { accept, backend, connect, drain, echoPieces, relayTo, sha, TIMEOUTS } from '../fixtures/relay-rig.js';
+import { accept, backend, bothWays, connect, drain, echoPieces, relayTo, sha, TIMEOUTS } from '../fixtures/relay-rig.js';
 
 // The relay's own read buffers (src/relay/pump.ts): bulk data through own buffers, small reads
 // through the shared one, at most one chunk in flight per direction, and every lent buffer
@@ -22,26 +22,7 @@ async function until(check: () => boolean, ms = 5000): Promise<boolean> {
 }
 
 t.test('64 MiB each way at once arrive whole, and the own buffers go back to the pool', async (t) => {
-  const up = randomBytes(64 << 20);
-  const down = randomBytes(64 << 20);
-  let serverGot: Promise<{ data: Buffer; end: string }> | undefined;
-  const port = await backend(t, (socket) => {
-    serverGot = drain(socket);
-    socket.end(down);
-  });
-  const rig = await relayTo(t, port);
-  const client = connect(rig.port);
-  const got = drain(client);
-  client.end(up);
-  const [clientSide, result] = await Promise.all([got, rig.next()]);
-  const serverSide = await (serverGot as Promise<{ data: Buffer; end: string }>);
-  t.equal(clientSide.end, 'eof');
-  t.equal(serverSide.end, 'eof');
-  t.equal(sha(clientSide.data), sha(down), 'server→client bytes intact');
-  t.equal(sha(serverSide.data), sha(up), 'client→server bytes intact');
-  t.equal(result.end, 'fin');
-  t.equal(result.up, up.length);
-  t.equal(result.down, down.length);
+  await bothWays(t, 64 << 20, (port) => relayTo(t, port));
   t.equal(pool.inUse, 0, 'no own buffer is still lent');
 });
 
