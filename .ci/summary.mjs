@@ -38,5 +38,19 @@ for (const file of files) {
   // a file that crashed before any assertion still counts as a failure
   if (asserts === 0) fail += 1;
 }
+// The slowest files, on stderr (the CI log), where the suite's time goes: tap ends each file's
+// output with its wall time, "# time=1234.5ms".
+const times = files
+  .map((file) => [file.slice(root.length + 1).replace(/\.tap$/, ''), Number(/# time=([\d.]+)ms\s*$/.exec(readFileSync(file, 'utf8'))?.[1] ?? 0) / 1000])
+  .sort((a, b) => b[1] - a[1]);
+if (times.length > 0) {
+  const total = times.reduce((sum, [, s]) => sum + s, 0);
+  console.error(
+    `test files: ${times.length}, ${total.toFixed(0)} s in all; slowest: ${times
+      .slice(0, 12)
+      .map(([f, s]) => `${f} ${s.toFixed(0)} s`)
+      .join(', ')}`,
+  );
+}
 if (files.length === 0) fail = Number(process.argv[2] ?? 1) === 0 ? 0 : 1;
 console.log(`${pass} passed, ${fail} failed${skip ? `, ${skip} skipped` : ''}`);
