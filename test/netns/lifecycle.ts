@@ -30,6 +30,9 @@ const P3 = 6001;
 const S2 = ADDR.server4;
 const S3 = ADDR.closed4;
 
+// One daemon's life through its CLI (start, reloads, restart, stops that wait out a drain):
+// about 90 s on CI's 2 cores, too near tap's default of 120 s for a file sharing the cores.
+t.setTimeout(4 * 60_000);
 const net = await buildNetwork(t);
 const dir = await mkdtemp(join(tmpdir(), 'faithd6-lifecycle-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
