@@ -77,15 +77,29 @@ static void scope(void) {
   B.scoped = true;
 }
 
-static void on_accepted(uint32_t id, const char *local, int local_port, const char *remote, int remote_port) {
+/* An IPv6 address as the BigInt the decision works on (src/net/address.ts), without parsing
+   its text: the words of a BigInt go least significant first. */
+static void address_bigint(const struct in6_addr *a, napi_value *out) {
+  uint64_t words[2] = {0, 0};
+  for (int i = 0; i < 8; i++) {
+    words[1] = words[1] << 8 | a->s6_addr[i];
+    words[0] = words[0] << 8 | a->s6_addr[8 + i];
+  }
+  napi_create_bigint_words(B.env, 0, 2, words, out);
+}
+
+static void on_accepted(uint32_t id, const struct in6_addr *local, const char *local_text, int local_port, const struct in6_addr *remote,
+                        const char *remote_text, int remote_port) {
   scope();
-  napi_value argv[5];
+  napi_value argv[7];
   napi_create_uint32(B.env, id, &argv[0]);
-  napi_create_string_latin1(B.env, local, NAPI_AUTO_LENGTH, &argv[1]);
+  napi_create_string_latin1(B.env, local_text, NAPI_AUTO_LENGTH, &argv[1]);
   napi_create_int32(B.env, local_port, &argv[2]);
-  napi_create_string_latin1(B.env, remote, NAPI_AUTO_LENGTH, &argv[3]);
+  napi_create_string_latin1(B.env, remote_text, NAPI_AUTO_LENGTH, &argv[3]);
   napi_create_int32(B.env, remote_port, &argv[4]);
-  call(ON_ACCEPTED, 5, argv);
+  address_bigint(local, &argv[5]);
+  address_bigint(remote, &argv[6]);
+  call(ON_ACCEPTED, 7, argv);
 }
 
 static void on_established(uint32_t id) {

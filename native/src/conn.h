@@ -18,6 +18,7 @@ struct dir {
   uint32_t in_pipe;  /* bytes in that pipe */
   bool eof;          /* the source sent its FIN */
   bool shut;         /* and it was passed on (shutdown(SHUT_WR) of the destination) */
+  bool bulk;         /* a read filled the buffer: from now on it splices (in COPY_SPLICE mode) */
 };
 
 struct conn {

@@ -1,13 +1,17 @@
 /*
  * Moving bytes, one direction at a time: read(2) into the plane's one buffer and write(2) on,
- * or splice(2) through a pipe pair of a pool (FAITHD6_NATIVE_COPY). A direction reads only
- * while its destination takes bytes; what the destination did not take is held (malloc'ed,
- * at most one read's worth) until it does, and the direction reads nothing meanwhile: that is
- * the backpressure TCP relies on. Once epoll has said that a source hung up, failed or sent its
- * FIN, it is read until EAGAIN, its FIN (0) or its error, so that a reset arriving with the last
- * bytes is seen as the reset it is, never as an end; before that, a short read(2) means that the
- * source has nothing more now (whatever comes later raises a new edge), and no read is made
- * just to hear EAGAIN. A short splice(2) means no such thing (see pump).
+ * or splice(2) through a pipe pair of a pool (FAITHD6_NATIVE_COPY). In splice mode a direction
+ * starts with read/write all the same, and splices from the first read that fills the buffer:
+ * a small message costs a read and a write, where splice costs two splices and a third to hear
+ * EAGAIN (a short splice proves nothing, see pump), and bulk is what splice is for. A direction
+ * reads only while its destination takes bytes; what the destination did not take is held
+ * (malloc'ed, at most one read's worth) until it does, and the direction reads nothing
+ * meanwhile: that is the backpressure TCP relies on. Once epoll has said that a source hung up,
+ * failed or sent its FIN, it is read until EAGAIN, its FIN (0) or its error, so that a reset
+ * arriving with the last bytes is seen as the reset it is, never as an end; before that, a
+ * short read(2) means that the source has nothing more now (whatever comes later raises a new
+ * edge), and no read is made just to hear EAGAIN. A short splice(2) means no such thing (see
+ * pump).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -229,7 +233,7 @@ static void pump(struct conn *c, int d) {
       give_pipe(r);
       return;
     }
-    bool spliced = P.mode == COPY_SPLICE && take_pipe(r);
+    bool spliced = r->bulk && take_pipe(r);
     ssize_t n = spliced ? splice(c->fd[src], NULL, r->pipe[1], NULL, PIPE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
                         : read(c->fd[src], P.buffer, BUFFER_SIZE);
     if (n < 0) {
@@ -255,6 +259,7 @@ static void pump(struct conn *c, int d) {
       r->in_pipe = (uint32_t)n;
       continue;
     }
+    if ((size_t)n == BUFFER_SIZE && P.mode == COPY_SPLICE) r->bulk = true;
     /* A short read(2) of a source that has not hung up took all it had: nothing more for now. */
     bool drained = (size_t)n < BUFFER_SIZE && !(c->ended & BIT(src));
     if (drained) c->readable &= (uint8_t)~BIT(src);

@@ -387,7 +387,7 @@ static void accept_some(void) {
     int local_port, remote_port;
     format(&local, local_text, &local_port);
     format(&remote, remote_text, &remote_port);
-    P.events.accepted(c->id, local_text, local_port, remote_text, remote_port);
+    P.events.accepted(c->id, &local.sin6_addr, local_text, local_port, &remote.sin6_addr, remote_text, remote_port);
     if (c->state == ST_ACCEPTED) {
       /* Refused: its owner did not dial. */
       close_reset(fd);

@@ -12,6 +12,7 @@
 #ifndef FAITHD6_PLANE_H
 #define FAITHD6_PLANE_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,8 +34,10 @@ enum copy_mode { COPY_RW = 0, COPY_SPLICE = 1 };
 
 /* What the plane tells its owner (binding.c turns these into calls of JavaScript functions). */
 struct plane_events {
-  /* A connection was accepted as `id`: the owner calls plane_dial() for it, or nothing (refused). */
-  void (*accepted)(uint32_t id, const char *local, int local_port, const char *remote, int remote_port);
+  /* A connection was accepted as `id`: the owner calls plane_dial() for it, or nothing (refused).
+     The addresses come as text and as their 16 bytes (network order). */
+  void (*accepted)(uint32_t id, const struct in6_addr *local, const char *local_text, int local_port, const struct in6_addr *remote,
+                   const char *remote_text, int remote_port);
   /* The backend of `id` answered. */
   void (*established)(uint32_t id);
   /* `id` is gone (both sockets closed); its id may be reused from now on. */

@@ -51,7 +51,8 @@ function bracket(address: string | undefined, port: number | undefined): string 
  * The accept decision, from the addresses of an accepted socket alone: the address dialled must
  * lie in a translation prefix (the listener on [::]:port also gets this host's ordinary
  * addresses, which are not translations), and the rules must permit the client to reach the
- * IPv4 address embedded in it. A pure function: no socket, no clock, no state.
+ * IPv4 address embedded in it. A pure function: no socket, no clock, no state. The native data
+ * plane hands over both addresses parsed already (`local`, `source`); otherwise their text is.
  */
 export function decide(
   translator: Translator,
@@ -59,14 +60,14 @@ export function decide(
   remote: string | undefined,
   remotePort: number | undefined,
   dialledPort: number = translator.port,
+  local: bigint | undefined = dialled === undefined ? undefined : parseIPv6(dialled),
+  source: bigint | undefined = remote === undefined ? undefined : parseIPv6(remote),
 ): Decision {
   const client = bracket(remote, remotePort);
-  const local = dialled === undefined ? undefined : parseIPv6(dialled);
   const translation = local === undefined ? undefined : translate(translator.prefixes, local);
   if (translation === undefined) return { relay: false, end: 'not translated', client, fields: { dst: dialled } };
   const backendHost = formatIPv4(translation.ipv4);
   const backend = `${backendHost}:${translator.backendPort}`;
-  const source = remote === undefined ? undefined : parseIPv6(remote);
   const verdict = source === undefined ? undefined : translator.policy.check(source, translation.ipv4, translator.port);
   if (source === undefined || verdict === undefined || !verdict.permit) {
     const reason = verdict?.reason ?? 'unparsable source address';

@@ -26,7 +26,8 @@ interface Addon {
 }
 
 interface AddonCallbacks {
-  accepted(id: number, local: string, localPort: number, remote: string, remotePort: number): void;
+  /** The addresses as text and as the numbers the decision works on (parsed in C, not here). */
+  accepted(id: number, local: string, localPort: number, remote: string, remotePort: number, localBits: bigint, remoteBits: bigint): void;
   established(id: number): void;
   closed(id: number, end: number, errno: number, up: number, down: number): void;
   acceptFailed(errno: number): void;
@@ -52,10 +53,11 @@ export interface NativeStats {
 export type CopyMode = 'rw' | 'splice';
 
 /**
- * How the native plane moves bytes: splice(2) through pooled pipes (the default: on this
- * project's bench, the same connections/s as read/write and half the CPU per GB), or
- * FAITHD6_NATIVE_COPY=rw, read(2)/write(2) through one buffer, for measuring one against the
- * other (npm run bench).
+ * How the native plane moves bytes: splice(2) through pooled pipes once a direction moves bulk
+ * (a read that fills the plane's buffer), read(2)/write(2) before (the default: on this
+ * project's bench, half the CPU per GB of read/write alone, and a small message costs no more
+ * system calls), or FAITHD6_NATIVE_COPY=rw, read(2)/write(2) only, for measuring one against
+ * the other (npm run bench).
  */
 export function copyMode(): CopyMode {
   return process.env.FAITHD6_NATIVE_COPY === 'rw' ? 'rw' : 'splice';
@@ -155,8 +157,11 @@ export interface NativeDial<T> {
 
 /** What the plane asks of its owner (the worker). */
 export interface NativeHost<T> {
-  /** A connection was accepted: how to relay it, or undefined to refuse it (it is reset). */
-  accepted(local: string, localPort: number, remote: string, remotePort: number): NativeDial<T> | undefined;
+  /**
+   * A connection was accepted: how to relay it, or undefined to refuse it (it is reset). The
+   * addresses come as text and as numbers (parseIPv6's), the address dialled first.
+   */
+  accepted(local: string, localPort: number, remote: string, remotePort: number, localBits: bigint, remoteBits: bigint): NativeDial<T> | undefined;
   established(token: T, connectMs: number): void;
   closed(token: T, result: RelayResult): void;
   acceptFailed(code: string): void;
@@ -185,7 +190,8 @@ export class NativePlane<T> {
     this.copy = copy;
     addon.open(
       {
-        accepted: (id, local, localPort, remote, remotePort) => this.onAccepted(id, local, localPort, remote, remotePort),
+        accepted: (id, local, localPort, remote, remotePort, localBits, remoteBits) =>
+          this.onAccepted(id, local, localPort, remote, remotePort, localBits, remoteBits),
         established: (id) => this.onEstablished(id),
         closed: (id, end, errno, up, down) => this.onClosed(id, end, errno, up, down),
         acceptFailed: (errno) => host.acceptFailed(errnoName(errno)),
@@ -234,8 +240,8 @@ export class NativePlane<T> {
     this.addon.close();
   }
 
-  private onAccepted(id: number, local: string, localPort: number, remote: string, remotePort: number): void {
-    const dial = this.host.accepted(local, localPort, remote, remotePort);
+  private onAccepted(id: number, local: string, localPort: number, remote: string, remotePort: number, localBits: bigint, remoteBits: bigint): void {
+    const dial = this.host.accepted(local, localPort, remote, remotePort, localBits, remoteBits);
     if (dial === undefined) return;
     const { timeouts } = dial;
     this.open.set(id, { token: dial.token, started: performance.now() });

@@ -107,6 +107,7 @@ for (const copy of ['rw', 'splice'] as const) {
 t.test('a refusal: the owner does not dial, the client is reset and nothing is counted', async (t) => {
   const { NativePlane, loadNative } = await import('../../src/relay/native.js');
   const { bindHandle } = await import('../../src/relay/listener.js');
+  const { parseIPv6 } = await import('../../src/net/address.js');
   const addon = loadNative().addon;
   if (addon === undefined) throw new Error('the native addon did not load');
   const handle = bindHandle('::1', 0);
@@ -115,8 +116,10 @@ t.test('a refusal: the owner does not dial, the client is reset and nothing is c
   const plane = new NativePlane(
     addon,
     {
-      accepted: (local, localPort, remote, remotePort) => {
+      accepted: (local, localPort, remote, remotePort, localBits, remoteBits) => {
         seen.push(`${local} ${localPort} ${remote} ${remotePort}`);
+        // The numbers the decision works on, made from the address's bytes in C: the text's.
+        t.same([localBits, remoteBits], [parseIPv6(local), parseIPv6(remote)], 'the addresses as numbers are their text parsed');
         return undefined;
       },
       established: () => t.fail('never established'),
@@ -135,15 +138,26 @@ t.test('a refusal: the owner does not dial, the client is reset and nothing is c
   t.same([plane.size, plane.stats().conns], [0, 0]);
 });
 
-t.test('splice pipes: a budget from the descriptor limit, and a plane without any still relays', async (t) => {
+t.test('splice pipes: a budget from the descriptor limit, taken for bulk only, and a plane without any still relays', async (t) => {
   const { pipeBudget } = await import('../../src/relay/native.js');
   t.same([64, 1023, 1024, 65_536, 1 << 20].map(pipeBudget), [0, 0, 16, 256, 256], 'none below 1,024 descriptors, one per 64, 256 at most');
   const port = await backend(t, (socket) => socket.pipe(socket));
   const r = await rig(t, port, 'splice');
-  t.equal(await echoPieces(r.port, 10, 5), 10, 'relayed with pipes');
-  t.ok(r.plane.stats().pipes > 0, `pipes kept for the next burst: ${r.plane.stats().pipes}`);
+  /** 4 MiB echoed through the relay, in one write: its reads fill the buffer, and it splices. */
+  const bulk = async (): Promise<boolean> => {
+    const payload = randomBytes(4 << 20);
+    const client = connect(r.port);
+    const got = drain(client);
+    client.end(payload);
+    const { data, end } = await got;
+    return end === 'eof' && data.equals(payload);
+  };
+  t.equal(await echoPieces(r.port, 10, 5), 10, 'small messages relayed');
+  t.equal(r.plane.stats().pipes, 0, 'with read/write: no pipe is taken for a message that does not fill a read');
+  t.ok(await bulk(), 'bulk relayed whole');
+  t.ok(r.plane.stats().pipes > 0, `with pipes, kept for the next bulk: ${r.plane.stats().pipes}`);
   r.plane.pipeLimit(0);
   t.equal(r.plane.stats().pipes, 0, 'a limit of none closes the pooled ones');
-  t.equal(await echoPieces(r.port, 10, 5), 10, 'and the plane copies instead');
+  t.ok(await bulk(), 'and bulk is copied instead, whole');
   t.equal(r.plane.stats().pipes, 0, 'without opening one');
 });
