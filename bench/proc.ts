@@ -1,7 +1,7 @@
 // Child processes of the bench (each stopped by its own pid, never by name) and what /proc
 // says about a process tree: its resident memory and its CPU time.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 
 /** A JSON line a child printed, or `{ raw }` for one that is not JSON. */
 export type Message = Record<string, unknown>;
@@ -22,7 +22,26 @@ export function liveChildren(): Child[] {
   return [...live];
 }
 
-/** A process we started: its stdout as JSON lines, read in order with `next()`. */
+/** What a child printed on stdout: how many lines, and the first ones. */
+export interface Printed {
+  readonly count: number;
+  readonly first: readonly Message[];
+}
+
+function parseLine(line: string): Message {
+  try {
+    const value: unknown = JSON.parse(line);
+    return typeof value === 'object' && value !== null ? (value as Message) : { raw: line };
+  } catch {
+    return { raw: line };
+  }
+}
+
+/**
+ * A process we started: its stdout as JSON lines, read in order with `next()`, or, with
+ * `stdoutFile`, written to that file (a relay's log: read by nobody while it runs, as journald
+ * reads it in its own process, not in the bench's).
+ */
 export class Child {
   readonly pid: number;
   readonly lines: Message[] = [];
@@ -38,26 +57,26 @@ export class Child {
     command: string,
     args: readonly string[],
     env: Readonly<Record<string, string>> = {},
+    private readonly stdoutFile?: string,
   ) {
-    this.child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const out = stdoutFile === undefined ? 'pipe' : openSync(stdoutFile, 'a');
+    try {
+      this.child = spawn(command, args, { stdio: ['pipe', out, 'pipe'], env: { ...process.env, ...env } });
+    } finally {
+      if (typeof out === 'number') closeSync(out);
+    }
     if (this.child.pid === undefined) throw new Error(`${label}: cannot start ${command}`);
     this.pid = this.child.pid;
     live.add(this);
     let partial = '';
-    this.child.stdout!.setEncoding('utf8');
-    this.child.stdout!.on('data', (text: string) => {
+    this.child.stdout?.setEncoding('utf8');
+    this.child.stdout?.on('data', (text: string) => {
       partial += text;
       let nl: number;
       while ((nl = partial.indexOf('\n')) >= 0) {
         const line = partial.slice(0, nl).trim();
         partial = partial.slice(nl + 1);
-        if (line === '') continue;
-        try {
-          const value: unknown = JSON.parse(line);
-          this.lines.push(typeof value === 'object' && value !== null ? (value as Message) : { raw: line });
-        } catch {
-          this.lines.push({ raw: line });
-        }
+        if (line !== '') this.lines.push(parseLine(line));
       }
       this.wake?.();
     });
@@ -97,6 +116,19 @@ export class Child {
       this.wake = check;
       check();
     });
+  }
+
+  /** What it printed on stdout so far: the lines read, or those in its `stdoutFile`. */
+  printed(): Printed {
+    if (this.stdoutFile === undefined) return { count: this.lines.length, first: this.lines.slice(0, 20) };
+    let text: string;
+    try {
+      text = readFileSync(this.stdoutFile, 'utf8');
+    } catch {
+      return { count: 0, first: [] };
+    }
+    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    return { count: lines.length, first: lines.slice(0, 20).map(parseLine) };
   }
 
   private tail(): string {

@@ -750,8 +750,8 @@ async function main(): Promise<number> {
     for (const timer of scrapers) clearInterval(timer);
     await stopAll();
     for (const s of [...faithd6s, ...revisionSystems, ...variantSystems]) {
-      const lines = s.child?.lines ?? [];
-      if (lines.length > 0) say(`${s.name} printed ${lines.length} log lines at level ${level} (first ones in the JSON file)`);
+      const printed = s.child?.printed().count ?? 0;
+      if (printed > 0) say(`${s.name} printed ${printed} log lines at level ${level} (first ones in the JSON file)`);
       if (s.child?.exit && s.child.exit.code !== 0) say(`WARNING: ${s.name} exited with ${JSON.stringify(s.child.exit)}`);
     }
 
@@ -790,8 +790,8 @@ async function main(): Promise<number> {
             config: systems.faithd6Config(tmp, r.port, level, r.workers, r.extras),
             targets: goals.get(r.name),
             exit: child?.exit ?? null,
-            logLines: child?.lines.length ?? 0,
-            firstLogLines: child?.lines.slice(0, 20) ?? [],
+            logLines: child?.printed().count ?? 0,
+            firstLogLines: child?.printed().first ?? [],
           };
         }),
         // faithd6 at other revisions (`--rev`): a row each, one worker, the current row's config
@@ -809,8 +809,8 @@ async function main(): Promise<number> {
             memoryPort: r.memoryPort,
             config: systems.faithd6Config(tmp, r.port, level, 1),
             exit: child?.exit ?? null,
-            logLines: child?.lines.length ?? 0,
-            firstLogLines: child?.lines.slice(0, 20) ?? [],
+            logLines: child?.printed().count ?? 0,
+            firstLogLines: child?.printed().first ?? [],
           };
         }),
       },

@@ -179,7 +179,8 @@ export async function startFaithd6(
   const file = join(dir, `faithd6-${port}.yaml`);
   await writeFile(file, faithd6Config(dir, port, level, workers, extras));
   const env: Record<string, string> = extras.copy === undefined ? {} : { FAITHD6_NATIVE_COPY: extras.copy };
-  const child = new Child(name, process.execPath, [join(tree, 'bin', 'faithd6'), 'run', '-c', file], env);
+  // Its log lines go to a file, as they go to journald: read by another process, later.
+  const child = new Child(name, process.execPath, [join(tree, 'bin', 'faithd6'), 'run', '-c', file], env, join(dir, `faithd6-${port}.log`));
   return started(name, child, TRANSLATED, port);
 }
 
