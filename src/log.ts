@@ -36,8 +36,8 @@ const FULL_WAIT_MS = 10;
 
 /**
  * Writes the lines of one turn of the event loop in one write(2), at the end of that turn
- * (setImmediate): a worker closing many connections in one turn logs a line for each, and one
- * system call per line was a tenth of its CPU per connection. A line is out before the loop
+ * (setImmediate): a worker closing many connections in one turn logs a line for each, and
+ * wrote each with a system call of its own (2.6 % of its samples under churn, perf). A line is out before the loop
  * waits for anything again, so that no line lags behind what it reports; each write is
  * synchronous and whole: on a full pipe (a non-blocking stdout, journald behind), it waits and
  * tries again rather than drop a line.
