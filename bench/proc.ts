@@ -49,6 +49,7 @@ export class Child {
   exit: Exit | null = null;
   stderr = '';
   private read = 0;
+  private printedFile: Printed | undefined;
   private wake: (() => void) | null = null;
   private readonly child: ChildProcess;
 
@@ -118,17 +119,17 @@ export class Child {
     });
   }
 
-  /** What it printed on stdout so far: the lines read, or those in its `stdoutFile`. */
+  /** What it printed on stdout so far: the lines read, or those in its `stdoutFile` (read once it exited). */
   printed(): Printed {
     if (this.stdoutFile === undefined) return { count: this.lines.length, first: this.lines.slice(0, 20) };
-    let text: string;
-    try {
-      text = readFileSync(this.stdoutFile, 'utf8');
-    } catch {
-      return { count: 0, first: [] };
-    }
-    const lines = text.split('\n').filter((l) => l.trim() !== '');
-    return { count: lines.length, first: lines.slice(0, 20).map(parseLine) };
+    if (this.printedFile !== undefined) return this.printedFile;
+    // Made when it was spawned: a file gone is the bench's own mistake, and fails it.
+    const lines = readFileSync(this.stdoutFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '');
+    const printed = { count: lines.length, first: lines.slice(0, 20).map(parseLine) };
+    if (this.exit) this.printedFile = printed;
+    return printed;
   }
 
   private tail(): string {

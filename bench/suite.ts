@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Child, liveChildren, treeCpuSeconds, treeMemory, type Memory } from './proc.js';
+import { Child, liveChildren, treeCpuSeconds, treeMemory, type Memory, type Message } from './proc.js';
 import { spread, table, type Column, type Row, type Spread } from './report.js';
 import * as systems from './systems.js';
 import type { System } from './systems.js';
@@ -500,6 +500,12 @@ interface Relay {
   readonly start: (port: number) => Promise<System>;
 }
 
+/** A faithd6 row's log, for the JSON file: how many lines it printed, and the first ones (its file read once). */
+function logLines(child: Child | null | undefined): { logLines: number; firstLogLines: readonly Message[] } {
+  const printed = child?.printed();
+  return { logLines: printed?.count ?? 0, firstLogLines: printed?.first ?? [] };
+}
+
 async function main(): Promise<number> {
   const startedAt = new Date();
   const tmp = await mkdtemp(join(os.tmpdir(), 'faithd6-bench-'));
@@ -514,12 +520,15 @@ async function main(): Promise<number> {
       // other relays use, so it goes last.
       for (const s of [...all].reverse()) await s.child?.stop(10_000);
       await Promise.all(liveChildren().map((child) => child.stop()));
-      await rm(tmp, { recursive: true, force: true });
     })());
+  // After the stop: the faithd6 rows' log files in it are read for the JSON file first.
+  const removeTmp = (): Promise<void> => rm(tmp, { recursive: true, force: true });
   const onSignal = (sig: NodeJS.Signals): void => {
     if (!interrupted) say(`\n${sig}: stopping what the bench started`);
     interrupted = true;
-    void stopAll().finally(() => process.exit(130));
+    void stopAll()
+      .then(removeTmp)
+      .finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -790,8 +799,7 @@ async function main(): Promise<number> {
             config: systems.faithd6Config(tmp, r.port, level, r.workers, r.extras),
             targets: goals.get(r.name),
             exit: child?.exit ?? null,
-            logLines: child?.printed().count ?? 0,
-            firstLogLines: child?.printed().first ?? [],
+            ...logLines(child),
           };
         }),
         // faithd6 at other revisions (`--rev`): a row each, one worker, the current row's config
@@ -809,8 +817,7 @@ async function main(): Promise<number> {
             memoryPort: r.memoryPort,
             config: systems.faithd6Config(tmp, r.port, level, 1),
             exit: child?.exit ?? null,
-            logLines: child?.printed().count ?? 0,
-            firstLogLines: child?.printed().first ?? [],
+            ...logLines(child),
           };
         }),
       },
@@ -825,6 +832,7 @@ async function main(): Promise<number> {
     return 0;
   } finally {
     await stopAll();
+    await removeTmp();
   }
 }
 

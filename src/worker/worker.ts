@@ -411,8 +411,8 @@ export class Worker {
     bump(this.counts.ends, result.end);
     observe(this.counts.durationSeconds, DURATION_BUCKETS, result.ms / 1000);
     this.counts.durationSecondsSum += result.ms / 1000;
-    // Spelled out, not spread: V8 gives a spread's copy a map of its own, and the fields added
-    // to it then miss their inline caches on every connection.
+    // Spelled out, not spread: with `{ ...peers, up, … }` here, perf showed V8 missing its
+    // inline caches (Runtime_DefineNamedOwnIC_Miss, map transitions) on every connection.
     const fields = {
       client: peers.client,
       dst: peers.dst,
