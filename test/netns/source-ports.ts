@@ -24,7 +24,9 @@ const daemon = await startDaemon(t, net, {
     { port: 7001, backendPort: BACKEND_PORT, source: SOURCE },
     { port: 7002, backendPort: BACKEND_PORT },
   ],
-  limits: { newConnectionsPerSecond: 0 },
+  // 80 connections at once from one client: neither the rate limit nor the 64 pending connects
+  // per source (a fast backend answers within the burst, a slow moment does not) may take any.
+  limits: { newConnectionsPerSecond: 0, pendingConnectsPerSource: 1000 },
   timeouts: { connect: '2s' },
 });
 
