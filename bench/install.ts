@@ -1,5 +1,5 @@
 // What the bench needs besides Node, from Debian: the peer relays it compares faithd6 with
-// (socat and haproxy), and a C compiler for its load generator (bench/gen.c), which it builds
+// (socat and haproxy), iperf3, and a C compiler for its load generator (bench/gen.c), which it builds
 // here. Installed with apt-get when missing (the bench runs as root); `apt-get update` only if
 // the first attempt fails (a fresh machine has no package lists yet). Without a network the
 // install fails: the bench goes on without the peers' rows ("not installed"), but not without
@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 
 /** Debian package → the program the bench runs. */
-const PACKAGES: Readonly<Record<string, string>> = { socat: 'socat', haproxy: 'haproxy' };
+const PACKAGES: Readonly<Record<string, string>> = { socat: 'socat', haproxy: 'haproxy', iperf3: 'iperf3' };
 /** Each apt-get call; a mirror that hangs must not hold the bench. */
 const APT_TIMEOUT_MS = 4 * 60_000;
 /** The generator's build: plain C11 and POSIX threads, no warning let through. */
@@ -40,15 +40,15 @@ function aptInstall(packages: string[], say: (line: string) => void): void {
 /** Installs the missing peer relays; says what it did. Returns the programs that are there afterwards. */
 export function ensurePeers(say: (line: string) => void): Record<string, boolean> {
   const missing = Object.keys(PACKAGES).filter((pkg) => !installed(PACKAGES[pkg]!));
-  if (missing.length === 0) say(`bench: ${Object.keys(PACKAGES).join(' and ')} already installed`);
+  if (missing.length === 0) say(`bench: ${Object.keys(PACKAGES).join(', ')} already installed`);
   else {
-    say(`bench: installing ${missing.join(' and ')} from Debian (peer relays to compare with)`);
+    say(`bench: installing ${missing.join(', ')} from Debian (peer relays to compare with, and iperf3)`);
     aptInstall(missing, say);
   }
   const present: Record<string, boolean> = {};
   for (const [pkg, program] of Object.entries(PACKAGES)) {
     present[program] = installed(program);
-    if (missing.includes(pkg)) say(`bench: ${pkg} ${present[program] ? 'installed' : 'not installed: its rows are skipped'}`);
+    if (missing.includes(pkg)) say(`bench: ${pkg} ${present[program] ? 'installed' : 'not installed: its figures are skipped'}`);
   }
   return present;
 }

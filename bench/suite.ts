@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { iperf3Phase, type Iperf3Result } from './iperf3.js';
 import { Child, liveChildren, treeCpuSeconds, treeMemory, type Memory, type Message } from './proc.js';
 import { spread, table, type Column, type Row, type Spread } from './report.js';
 import * as systems from './systems.js';
@@ -35,6 +36,8 @@ const { values: opts } = parseArgs({
     planes: { type: 'string', default: 'native,js,rw' },
     // faithd6 rows with metrics (scraped each second), a PROXY header v1 and v2, a source address.
     variants: { type: 'boolean', default: false },
+    // iperf3's client through every system after the rounds, each stream count this long (0: none).
+    'iperf3-seconds': { type: 'string', default: '3' },
     // From run.ts, one per `--rev`: the revision and its compiled tree, as JSON.
     'rev-tree': { type: 'string', multiple: true, default: [] },
   },
@@ -699,11 +702,31 @@ async function main(): Promise<number> {
       }
     }
 
+    // iperf3 last: its server takes the C server's place, which nothing needs after the rounds.
+    const iperf3Seconds = Number(opts['iperf3-seconds']);
+    let iperf3: Map<string, Iperf3Result> | null = null;
+    if (iperf3Seconds > 0 && spawnSync('sh', ['-c', 'command -v iperf3'], { stdio: 'ignore' }).status === 0) {
+      say('');
+      say(`iperf3 through each system: 1 and ${SETTINGS.parallelStreams} streams client→server, ${iperf3Seconds} s each (its server in the C server's place)`);
+      iperf3 = await iperf3Phase(running, server, SETTINGS.parallelStreams, iperf3Seconds, say);
+    } else if (iperf3Seconds > 0) say('iperf3 not installed: no iperf3 figures');
+
     const rows: Row[] = shown.map((s) => ({ name: s.name, unavailable: s.unavailable, figures: figures(runs.get(s.name)!) }));
     for (const t of TABLES) {
       say('');
       say(t.title);
       for (const line of table(t.columns, rows)) say(line);
+    }
+    if (iperf3 !== null) {
+      say('');
+      say(`iperf3, client→server (one run each, Gbit/s)`);
+      const width = Math.max(...shown.map((s) => s.name.length));
+      say(`${'system'.padEnd(width)}  ${'1 stream'.padStart(9)}  ${`${SETTINGS.parallelStreams} streams`.padStart(10)}`);
+      for (const s of shown) {
+        const r = iperf3.get(s.name);
+        const cells = r === undefined ? ['—', '—'] : 'error' in r ? ['error', 'error'] : r.runs.map((x) => x.gbps.toFixed(2));
+        say(`${s.name.padEnd(width)}  ${(cells[0] ?? '—').padStart(9)}  ${(cells[1] ?? '—').padStart(10)}`);
+      }
     }
     say('');
     say("median (min–max) over the rounds; ratio = median / direct's median (for latency, higher is worse).");
@@ -769,6 +792,7 @@ async function main(): Promise<number> {
       durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
       machine: { ...info, loadAverageAtEnd: os.loadavg() },
       settings: SETTINGS,
+      iperf3: iperf3 === null ? null : { seconds: iperf3Seconds, streams: SETTINGS.parallelStreams, systems: Object.fromEntries(iperf3) },
       addresses: { server4: systems.SERVER4, serverPort: systems.SERVER_PORT, prefix: systems.PREFIX, translated: systems.TRANSLATED },
       systems: Object.fromEntries(
         shown.map((s) => [
