@@ -36,6 +36,7 @@ struct plane {
   char *buffer; /* every read lands here first */
   int (*pipes)[2];
   uint32_t pipes_free, pipes_total, pipe_limit;
+  uint64_t pipe_bytes; /* the capacity of those pipes, in all */
   uint32_t held_buffers;
   uint64_t held_bytes;
   uint64_t up, down;

@@ -496,6 +496,7 @@ void plane_stats(struct plane_stats *out) {
   out->held_buffers = P.held_buffers;
   out->held_bytes = P.held_bytes;
   out->pipes = P.pipes_total;
+  out->pipe_bytes = P.pipe_bytes;
   out->up = P.up;
   out->down = P.down;
   out->conn_size = sizeof(struct conn);

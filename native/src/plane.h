@@ -63,6 +63,7 @@ struct plane_stats {
   uint32_t held_buffers;    /* directions holding bytes their destination has not taken */
   uint64_t held_bytes;      /* and how many bytes */
   uint32_t pipes;           /* splice pipe pairs, in use and pooled */
+  uint64_t pipe_bytes;      /* their capacity, in all */
   uint64_t up, down;        /* bytes read from clients and backends of open connections */
   uint32_t conn_size;       /* bytes of one connection's struct */
 };

@@ -42,6 +42,8 @@ export interface NativeStats {
   readonly heldBytes: number;
   /** splice(2) pipe pairs open (in use and pooled). */
   readonly pipes: number;
+  /** Their capacity in all: at most 64 KiB per pipe the limit allows (a pipe is 1 MiB while half of that is free). */
+  readonly pipeBytes: number;
   /** Bytes read from clients and from backends, of the connections open now. */
   readonly up: number;
   readonly down: number;

@@ -155,7 +155,25 @@ t.test('splice pipes: a budget from the descriptor limit, taken for bulk only, a
   t.equal(await echoPieces(r.port, 10, 5), 10, 'small messages relayed');
   t.equal(r.plane.stats().pipes, 0, 'with read/write: no pipe is taken for a message that does not fill a read');
   t.ok(await bulk(), 'bulk relayed whole');
-  t.ok(r.plane.stats().pipes > 0, `with pipes, kept for the next bulk: ${r.plane.stats().pipes}`);
+  const big = r.plane.stats();
+  t.ok(big.pipes > 0, `with pipes, kept for the next bulk: ${big.pipes}`);
+  // The rig's limit is 256 pipes: 16 MiB of capacity, of which the first pipes take 1 MiB each.
+  t.equal(big.pipeBytes, big.pipes * (1 << 20), `each of 1 MiB while half the budget is free: ${big.pipeBytes} bytes`);
+  r.plane.pipeLimit(16);
+  const lowered = r.plane.stats();
+  t.ok(
+    lowered.pipeBytes <= 16 * 64 * 1024,
+    `a lower limit closes the pooled pipes its budget has no room for: ${lowered.pipes} left, ${lowered.pipeBytes} bytes`,
+  );
+  r.plane.pipeLimit(0);
+  t.same([r.plane.stats().pipes, r.plane.stats().pipeBytes], [0, 0], 'a limit of none closes them all, and takes their capacity off the budget');
+  r.plane.pipeLimit(16);
+  t.ok(await bulk(), 'bulk relayed whole with a budget of 16 × 64 KiB');
+  const small = r.plane.stats();
+  t.ok(
+    small.pipes > 0 && small.pipeBytes === small.pipes * 64 * 1024,
+    `in pipes of the default 64 KiB, which is all 1 MiB of budget allows: ${small.pipes} pipes, ${small.pipeBytes} bytes`,
+  );
   r.plane.pipeLimit(0);
   t.equal(r.plane.stats().pipes, 0, 'a limit of none closes the pooled ones');
   t.ok(await bulk(), 'and bulk is copied instead, whole');
