@@ -2,10 +2,11 @@
 // generator's figures: after the rounds, iperf3's server takes the C server's place at
 // 198.18.0.1:5000 (the backend every relay forwards to), and its client runs through each
 // system in turn, one stream and then N streams, client→server, for a few seconds each.
+// suite.ts runs it and keeps its figures with the others'.
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Child } from './proc.js';
-import { SERVER4, SERVER_PORT, type System } from './systems.js';
+import { SERVER4, SERVER_PORT } from './systems.js';
 
 export interface Iperf3Run {
   readonly streams: number;
@@ -14,8 +15,6 @@ export interface Iperf3Run {
   /** TCP retransmissions the client's kernel counted (null where iperf3 does not say). */
   readonly retransmits: number | null;
 }
-
-export type Iperf3Result = { readonly runs: readonly Iperf3Run[] } | { readonly error: string };
 
 /** A client run that fails for one of these is tried again: the server is still closing the last test. */
 const AGAIN = /server is busy|Connection refused|unable to connect|control socket has closed/i;
@@ -53,7 +52,8 @@ function once(host: string, port: number, streams: number, seconds: number): Pro
   });
 }
 
-async function run(host: string, port: number, streams: number, seconds: number): Promise<Iperf3Run> {
+/** One iperf3 client run through `host`:`port`, tried again while the server is still busy with the last. */
+export async function iperf3(host: string, port: number, streams: number, seconds: number): Promise<Iperf3Run> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await once(host, port, streams, seconds);
@@ -64,39 +64,13 @@ async function run(host: string, port: number, streams: number, seconds: number)
   }
 }
 
-/**
- * Stops `server` (the C server), starts iperf3's in its place, runs the client through each of
- * `order` with 1 and `streams` streams, and stops iperf3's server again. The result per system.
- */
-export async function iperf3Phase(
-  order: readonly System[],
-  server: Child,
-  streams: number,
-  seconds: number,
-  say: (line: string) => void,
-): Promise<Map<string, Iperf3Result>> {
-  const results = new Map<string, Iperf3Result>();
+/** Runs `what` with iperf3's server in the place of `server` (the C server), which is stopped first for good. */
+export async function withIperf3Server<T>(server: Child, what: () => Promise<T>): Promise<T> {
   await server.stop();
   const iperf = new Child('iperf3 server', 'iperf3', ['-s', '-B', SERVER4, '-p', String(SERVER_PORT)]);
   try {
-    for (const s of order) {
-      const runs: Iperf3Run[] = [];
-      try {
-        for (const n of [1, streams]) {
-          const r = await run(s.host, s.port, n, seconds);
-          runs.push(r);
-          say(
-            `iperf3 ${`${n} stream${n === 1 ? '' : 's'} c→s`.padEnd(14)} ${s.name}: ${r.gbps.toFixed(2)} Gbit/s${r.retransmits === null ? '' : `, ${r.retransmits} retransmits`}`,
-          );
-        }
-        results.set(s.name, { runs });
-      } catch (err) {
-        results.set(s.name, { error: (err as Error).message });
-        say(`iperf3 through ${s.name}: ERROR ${(err as Error).message}`);
-      }
-    }
+    return await what();
   } finally {
     await iperf.stop();
   }
-  return results;
 }

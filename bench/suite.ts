@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { iperf3Phase, type Iperf3Result } from './iperf3.js';
+import { iperf3, withIperf3Server, type Iperf3Run } from './iperf3.js';
 import { Child, liveChildren, treeCpuSeconds, treeMemory, type Memory, type Message } from './proc.js';
 import { spread, table, type Column, type Row, type Spread } from './report.js';
 import * as systems from './systems.js';
@@ -201,6 +201,8 @@ interface Runs {
   latency: (LatencyRun | Failure)[];
   churn: (ChurnRun | Failure)[];
   idle: (IdleRun | Failure)[];
+  /** One run per stream count, after the rounds (round 0). */
+  iperf3: (Iperf3Run | Failure)[];
 }
 
 function say(text: string): void {
@@ -413,11 +415,19 @@ const TABLES: readonly { title: string; columns: readonly Column[] }[] = [
       { key: 'cpuPerConnection', title: 'CPU µs per connection', digits: 0, ratio: false },
     ],
   },
+  {
+    title: 'iperf3, Gbit/s (one run each, after the rounds)',
+    columns: [
+      { key: 'iperf3Up1', title: '1 stream c→s', digits: 2, ratio: true },
+      { key: 'iperf3UpN', title: `${SETTINGS.parallelStreams} streams c→s`, digits: 2, ratio: true },
+    ],
+  },
 ];
 
 function figures(runs: Runs): Record<string, Spread | null> {
   const gbps = (kind: BulkKind): Spread | null => spread(runs.bulk[kind].filter(ok<BulkRun>).map((r) => r.gbps));
   const latencyRuns = runs.latency.filter(ok<LatencyRun>);
+  const iperf3Runs = runs.iperf3.filter(ok<Iperf3Run>);
   const allBulk = Object.values(runs.bulk)
     .flat()
     .filter(ok<BulkRun>);
@@ -436,6 +446,8 @@ function figures(runs: Runs): Record<string, Spread | null> {
     cpuPerConnection: spread(runs.churn.filter(ok<ChurnRun>).map((r) => r.relayCpuMicrosPerConnection)),
     // Every bulk variant: the relay's CPU per GB over all directions and stream counts.
     cpuPerGBAllBulk: spread(allBulk.map((r) => r.relayCpuSecondsPerGB)),
+    iperf3Up1: spread(iperf3Runs.filter((r) => r.streams === 1).map((r) => r.gbps)),
+    iperf3UpN: spread(iperf3Runs.filter((r) => r.streams !== 1).map((r) => r.gbps)),
   };
 }
 
@@ -654,7 +666,9 @@ async function main(): Promise<number> {
     for (const s of [nodePipeSystem, ...otherSystems]) if (s.unavailable !== null) say(`${s.name}: ${s.unavailable}`);
     say(`systems: ${running.map((s) => `${s.name} [${s.host}]:${s.port}`).join(', ')}`);
 
-    const runs = new Map<string, Runs>(shown.map((s) => [s.name, { bulk: { up1: [], down1: [], upN: [], downN: [] }, latency: [], churn: [], idle: [] }]));
+    const runs = new Map<string, Runs>(
+      shown.map((s) => [s.name, { bulk: { up1: [], down1: [], upN: [], downN: [] }, latency: [], churn: [], idle: [], iperf3: [] }]),
+    );
     const nameWidth = Math.max(14, ...shown.map((s) => s.name.length));
     const label = (round: number, what: string, s: System): string => `round ${round}/${SETTINGS.rounds}  ${what.padEnd(26)} ${s.name.padEnd(nameWidth)}`;
 
@@ -704,29 +718,27 @@ async function main(): Promise<number> {
 
     // iperf3 last: its server takes the C server's place, which nothing needs after the rounds.
     const iperf3Seconds = Number(opts['iperf3-seconds']);
-    let iperf3: Map<string, Iperf3Result> | null = null;
-    if (iperf3Seconds > 0 && spawnSync('sh', ['-c', 'command -v iperf3'], { stdio: 'ignore' }).status === 0) {
-      say('');
-      say(`iperf3 through each system: 1 and ${SETTINGS.parallelStreams} streams client→server, ${iperf3Seconds} s each (its server in the C server's place)`);
-      iperf3 = await iperf3Phase(running, server, SETTINGS.parallelStreams, iperf3Seconds, say);
+    const iperf3Ran = iperf3Seconds > 0 && systems.iperf3Installed();
+    if (iperf3Ran) {
+      await withIperf3Server(server, async () => {
+        for (const s of running) {
+          for (const n of [1, SETTINGS.parallelStreams]) {
+            const run = await attempt(0, () => iperf3(s.host, s.port, n, iperf3Seconds));
+            runs.get(s.name)!.iperf3.push(run);
+            say(
+              `${label(0, `iperf3 ${n} stream${n === 1 ? '' : 's'} c→s`, s)} ${ok(run) ? `${run.gbps.toFixed(2)} Gbit/s${run.retransmits === null ? '' : `, ${run.retransmits} retransmits`}` : `ERROR ${run.error}`}`,
+            );
+          }
+        }
+      });
     } else if (iperf3Seconds > 0) say('iperf3 not installed: no iperf3 figures');
 
     const rows: Row[] = shown.map((s) => ({ name: s.name, unavailable: s.unavailable, figures: figures(runs.get(s.name)!) }));
     for (const t of TABLES) {
+      if (!iperf3Ran && t.columns.some((c) => c.key.startsWith('iperf3'))) continue;
       say('');
       say(t.title);
       for (const line of table(t.columns, rows)) say(line);
-    }
-    if (iperf3 !== null) {
-      say('');
-      say(`iperf3, client→server (one run each, Gbit/s)`);
-      const width = Math.max(...shown.map((s) => s.name.length));
-      say(`${'system'.padEnd(width)}  ${'1 stream'.padStart(9)}  ${`${SETTINGS.parallelStreams} streams`.padStart(10)}`);
-      for (const s of shown) {
-        const r = iperf3.get(s.name);
-        const cells = r === undefined ? ['—', '—'] : 'error' in r ? ['error', 'error'] : r.runs.map((x) => x.gbps.toFixed(2));
-        say(`${s.name.padEnd(width)}  ${(cells[0] ?? '—').padStart(9)}  ${(cells[1] ?? '—').padStart(10)}`);
-      }
     }
     say('');
     say("median (min–max) over the rounds; ratio = median / direct's median (for latency, higher is worse).");
@@ -772,7 +784,7 @@ async function main(): Promise<number> {
         : `load generator: direct is within ${CLEARLY_FASTER} × of ${generatorBound.join(', ')}: there the generator or the server, sharing the cores with the relay, may set the pace.`,
     );
     const errors = [...runs].flatMap(([name, r]) =>
-      [...Object.values(r.bulk).flat(), ...r.latency, ...r.churn, ...r.idle]
+      [...Object.values(r.bulk).flat(), ...r.latency, ...r.churn, ...r.idle, ...r.iperf3]
         .filter((x): x is Failure => !ok(x))
         .map((x) => `${name} round ${x.round}: ${x.error}`),
     );
@@ -792,7 +804,7 @@ async function main(): Promise<number> {
       durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
       machine: { ...info, loadAverageAtEnd: os.loadavg() },
       settings: SETTINGS,
-      iperf3: iperf3 === null ? null : { seconds: iperf3Seconds, streams: SETTINGS.parallelStreams, systems: Object.fromEntries(iperf3) },
+      iperf3: iperf3Ran ? { seconds: iperf3Seconds, streams: SETTINGS.parallelStreams } : null,
       addresses: { server4: systems.SERVER4, serverPort: systems.SERVER_PORT, prefix: systems.PREFIX, translated: systems.TRANSLATED },
       systems: Object.fromEntries(
         shown.map((s) => [

@@ -207,6 +207,10 @@ function haproxyMaxconn(): number {
 /** Splice needs a pipe (2 descriptors) per spliced connection; haproxy's default, maxconn/4, would not fit. */
 const HAPROXY_MAXPIPES = 500;
 
+export function iperf3Installed(): boolean {
+  return spawnSync('iperf3', ['-v'], { stdio: 'ignore' }).error === undefined;
+}
+
 export function haproxyInstalled(): boolean {
   return spawnSync('haproxy', ['-v'], { stdio: 'ignore' }).error === undefined;
 }

@@ -34,10 +34,9 @@
 /* What a pipe is sized to while half the budget is free (F_SETPIPE_SZ; pipe-max-size allows it
    by default): a bulk direction moves 1 MiB per splice(2) instead of 64 KiB, and does not wait
    for a wake-up after every 64 KiB (one stream 12.0 → 14.4, four streams 15.8 → 19.3 Gbit/s
-   in an A/B run of the bench). */
+   in an A/B run of the bench). Also what one splice(2) from a socket asks for: as much as the
+   largest pipe holds. */
 #define PIPE_BIG (1024 * 1024)
-/* What one splice(2) from a socket asks for: as much as the largest pipe holds. */
-#define PIPE_CHUNK PIPE_BIG
 /* Pipe pairs at most (two descriptors each), whatever the owner allows (plane_pipe_limit); past
    that, or when pipe2() fails, a direction copies through the buffer. */
 #define MAX_PIPES 256
@@ -49,10 +48,16 @@ static bool over_limit(void) {
   return P.pipes_total > P.pipe_limit || P.pipe_bytes > (uint64_t)P.pipe_limit * PIPE_DEFAULT;
 }
 
+/* A pipe's capacity as the kernel gave it (less than asked past pipe-max-size or the user's
+   budget), the same when it opens and when it closes: what the budget counts. */
+static uint64_t pipe_capacity(int write_end) {
+  int size = fcntl(write_end, F_GETPIPE_SZ);
+  return size > 0 ? (uint64_t)size : PIPE_DEFAULT;
+}
+
 /* Closes a pipe of the pool, and takes its capacity off the budget. */
 static void close_pipe(const int pipe_fds[2]) {
-  int size = fcntl(pipe_fds[1], F_GETPIPE_SZ);
-  if (size > 0) P.pipe_bytes -= (uint64_t)size;
+  P.pipe_bytes -= pipe_capacity(pipe_fds[1]);
   close(pipe_fds[0]);
   close(pipe_fds[1]);
   P.pipes_total -= 1;
@@ -65,9 +70,7 @@ static bool open_pipe(int pipe_fds[2]) {
   if (P.pipes_total >= P.pipe_limit || P.pipe_bytes + PIPE_DEFAULT > budget) return false;
   if (pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
   if (P.pipe_bytes + PIPE_BIG <= budget / 2) (void)fcntl(pipe_fds[1], F_SETPIPE_SZ, PIPE_BIG);
-  /* What the kernel gave, which is less than asked past pipe-max-size or the user's budget. */
-  int size = fcntl(pipe_fds[1], F_GETPIPE_SZ);
-  P.pipe_bytes += size > 0 ? (uint64_t)size : PIPE_DEFAULT;
+  P.pipe_bytes += pipe_capacity(pipe_fds[1]);
   P.pipes_total += 1;
   return true;
 }
@@ -265,7 +268,7 @@ static void pump(struct conn *c, int d) {
       return;
     }
     bool spliced = r->bulk && take_pipe(r);
-    ssize_t n = spliced ? splice(c->fd[src], NULL, r->pipe[1], NULL, PIPE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+    ssize_t n = spliced ? splice(c->fd[src], NULL, r->pipe[1], NULL, PIPE_BIG, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
                         : read(c->fd[src], P.buffer, BUFFER_SIZE);
     if (n < 0) {
       if (errno == EINTR) continue;
