@@ -123,8 +123,9 @@ export class Worktrees {
 
   /**
    * Checks out `rev` in a detached worktree (`git worktree add --detach`), links the repository's
-   * node_modules into it and compiles it (`npx tsc -p tsconfig.build.json`, in the tree); sets
-   * `rev.tree`. Throws naming the revision when any of it fails: an old revision may lack what
+   * node_modules into it and compiles it (`npx tsc -p tsconfig.build.json`, in the tree, and
+   * its native addon where it has one: without it, a revision with the native data plane would
+   * relay on the JavaScript one and be measured as such); sets `rev.tree`. Throws naming the revision when any of it fails: an old revision may lack what
    * the build needs.
    */
   async add(rev: Revision, signal: AbortSignal, say: (line: string) => void): Promise<void> {
@@ -150,6 +151,12 @@ export class Worktrees {
       throw new Error(
         `${what}: npx tsc -p tsconfig.build.json failed in ${tree} (exit ${build.code}); it may need what that revision lacks, or node_modules differ:\n  ${tail}`,
       );
+    }
+    if (existsSync(join(tree, 'native', 'binding.gyp'))) {
+      say(`bench: ${what}: npx node-gyp rebuild -C native`);
+      const addon = await step('npx', ['node-gyp', 'rebuild', '-C', 'native'], tree, signal);
+      if (addon.code !== 0)
+        throw new Error(`${what}: its native addon did not build in ${tree} (exit ${addon.code}):\n  ${addon.output.split('\n').slice(-10).join('\n  ')}`);
     }
     if (!existsSync(join(tree, 'bin', 'faithd6'))) throw new Error(`${what}: the revision has no bin/faithd6, so the bench cannot run it (too old?)`);
     rev.tree = tree;
