@@ -8,7 +8,7 @@ import { openDescriptors, openFileLimit } from '../system/descriptors.js';
 import { LogLimiter } from './log-limiter.js';
 import { SystemError } from '../errors.js';
 import { workerTitle } from '../system/proc.js';
-import { createLogger, type Logger } from '../log.js';
+import { createLogger, lineWriter, type CloseFields, type Logger } from '../log.js';
 import { decide, type Permit, type Translator } from '../relay/decide.js';
 import { dial, KEEPALIVE_DELAY } from '../relay/dial.js';
 import { proxyHeader, type ProxyProtocol } from '../relay/proxy-protocol.js';
@@ -85,6 +85,8 @@ function compile(config: Config, port: number): Compiled {
 export class Worker {
   private compiled: Compiled;
   private readonly log: Logger;
+  /** The `relay closed` line of a connection that reached its backend. */
+  private readonly closeLine: (fields: CloseFields) => void;
 
   /** The worker's logger, for its process's own lines. */
   get logger(): Logger {
@@ -113,6 +115,7 @@ export class Worker {
     this.compiled = compile(config, port);
     this.configured = { dataPlane: config.dataPlane, listenBacklog: config.listenBacklog };
     this.log = log;
+    this.closeLine = lineWriter(log, 'relay closed');
     this.limited = new LogLimiter(log);
     this.admission = new Admission(config.limits);
   }
@@ -423,13 +426,17 @@ export class Worker {
       end: result.end,
       error: result.error,
     };
-    if (CONNECT_FAILURES.has(result.end)) this.counts.connectFailed += 1;
-    const log = (line: LogFields): void => {
-      if (CONNECT_FAILURES.has(result.end)) this.limited.info(line, 'relay closed', result.end);
-      else this.log.info(line, 'relay closed');
-    };
-    if (reporter === undefined) log(fields);
-    else reporter(fields, result, log);
+    const connectFailed = CONNECT_FAILURES.has(result.end);
+    if (connectFailed) this.counts.connectFailed += 1;
+    if (reporter === undefined) {
+      if (connectFailed) this.limited.info(fields, 'relay closed', result.end);
+      else this.closeLine(fields);
+    } else {
+      reporter(fields, result, (line) => {
+        if (connectFailed) this.limited.info(line, 'relay closed', result.end);
+        else this.log.info(line, 'relay closed');
+      });
+    }
     this.afterClose?.();
   }
 

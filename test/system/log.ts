@@ -63,3 +63,48 @@ t.test('a reader that falls behind: every line arrives, whole and in order', asy
     'in order',
   );
 });
+
+t.test("the close line written by hand is pino's line, byte for byte, and follows the level", async (t) => {
+  // Through the same stream, in order: pino's line, then lineWriter's, for each set of fields;
+  // then lineWriter at level warn, which writes nothing.
+  const fields = [
+    {
+      client: '[2001:db8::1]:40000',
+      dst: '2001:db8:5999::c000:20a',
+      backend: '192.0.2.10:5999',
+      up: 12,
+      down: 0,
+      ms: 3,
+      end: 'reset by client',
+      error: 'ECONNRESET',
+    },
+    { client: '[2001:db8::2]:1', dst: '64:ff9b:1::c612:1', backend: '198.18.0.1:5000', up: 2 ** 40, down: 64, ms: 0, end: 'fin', error: undefined },
+  ];
+  const proc = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import { createLogger, lineWriter } from ${JSON.stringify(LOG)};
+       const log = createLogger('info', { port: 5999 });
+       const write = lineWriter(log, 'relay closed');
+       for (const f of ${JSON.stringify(fields)}) { log.info(f, 'relay closed'); write(f); }
+       log.level = 'warn';
+       write(${JSON.stringify(fields[0])});`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let text = '';
+  proc.stdout.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+  await once(proc, 'close');
+  // The time is the one field the two may not share (a millisecond may pass between them).
+  const lines = text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.replace(/"time":"[^"]*"/, '"time":"T"'));
+  t.equal(lines.length, 4, 'two lines for each set of fields, none at level warn');
+  t.equal(lines[1], lines[0], 'with an error');
+  t.equal(lines[3], lines[2], 'without one');
+  t.match(JSON.parse(lines[0] as string), { level: 'info', port: 5999, error: 'ECONNRESET', msg: 'relay closed' });
+  t.notOk('error' in JSON.parse(lines[2] as string), 'no error field when there is none');
+});
