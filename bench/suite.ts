@@ -32,8 +32,8 @@ const { values: opts } = parseArgs({
     'idle-forking': { type: 'string', default: '1000' },
     log: { type: 'string', default: 'warn' },
     workers: { type: 'string', default: '1,2' },
-    // faithd6's data planes, a row each per worker count (rw: one worker only).
-    planes: { type: 'string', default: 'native,js,rw' },
+    // faithd6's data planes, a row each per worker count (splice: one worker only).
+    planes: { type: 'string', default: 'native,js,splice' },
     // faithd6 rows with metrics (scraped each second), a PROXY header v1 and v2, a source address.
     variants: { type: 'boolean', default: false },
     // iperf3's client through every system after the rounds, each stream count this long (0: none).
@@ -55,13 +55,13 @@ function workerCounts(text: string): number[] {
   }
   return [...new Set(counts)].sort((a, b) => a - b);
 }
-type Plane = 'native' | 'js' | 'rw';
+type Plane = 'native' | 'js' | 'splice';
 
-/** `--planes native,js,rw`: faithd6's data planes (rw: the native plane moving bytes with read/write, not splice). */
+/** `--planes native,js,splice`: faithd6's data planes (splice: the native plane moving bulk with splice(2), not read/write). */
 function planeList(text: string): Plane[] {
   const planes = text.split(',').map((p) => p.trim());
-  if (planes.length === 0 || planes.some((p) => p !== 'native' && p !== 'js' && p !== 'rw')) {
-    process.stderr.write(`bench: --planes ${text}: expected some of native, js, rw, separated by commas\n`);
+  if (planes.length === 0 || planes.some((p) => p !== 'native' && p !== 'js' && p !== 'splice')) {
+    process.stderr.write(`bench: --planes ${text}: expected some of native, js, splice, separated by commas\n`);
     process.exit(64); // EX_USAGE
   }
   return [...new Set(planes as Plane[])];
@@ -104,8 +104,8 @@ const SETTINGS = Object.freeze({
   faithd6LogLevel: opts.log ?? 'warn',
   /** Worker processes on faithd6's port, one row each (haproxy runs a thread per core, socat a process per connection). */
   faithd6Workers: workerCounts(opts.workers ?? '1,2'),
-  /** faithd6's data planes: a row per worker count each (rw: 1 worker). */
-  faithd6Planes: planeList(opts.planes ?? 'native,js,rw'),
+  /** faithd6's data planes: a row per worker count each (splice: 1 worker). */
+  faithd6Planes: planeList(opts.planes ?? 'native,js,splice'),
   /** faithd6 at other revisions (`--rev`), a one-worker row each, on the current row's config. */
   faithd6Revisions: revisionTrees(opts['rev-tree'] ?? []),
   /** Rows of faithd6 (1 worker) with one feature each turned on, to measure what it costs. */
@@ -121,7 +121,7 @@ const MEMORY_PORTS = { 'node-pipe': 7001, socat: 7003, haproxy: 7004, 'haproxy-s
  * instances on 7002, 7012…), on the JavaScript plane 6007, 6017…, native with read/write 6008: up to 64
  * workers these stay clear of every other port here.
  */
-const faithd6Port = (workers: number, base = 6000, plane: Plane = 'native'): number => base + { native: 2, js: 7, rw: 8 }[plane] + 10 * (workers - 1);
+const faithd6Port = (workers: number, base = 6000, plane: Plane = 'native'): number => base + { native: 2, js: 7, splice: 8 }[plane] + 10 * (workers - 1);
 /**
  * faithd6 at the i-th `--rev` (from 0): 6702, 6712… (memory: 7702, 7712…), above the ports of
  * 64 workers; run.ts allows 30 revisions, which stay below 7001 and 8001.
@@ -564,7 +564,7 @@ async function main(): Promise<number> {
     if (load1 > 0.5)
       say(`NOTE: load average ${load1.toFixed(2)} at start: other work shares the machine, so expect noise; the ratios within this run are what to compare.`);
     say(
-      `NOTE: faithd6 runs with log level "${SETTINGS.faithd6LogLevel}"${SETTINGS.faithd6LogLevel === 'warn' ? ' (no per-connection log lines; --log info measures them)' : ''}, a row per data plane and worker count (${SETTINGS.faithd6Workers.map((w) => `${systems.faithd6Name(w)}: ${w} worker${w === 1 ? '' : 's'}`).join(', ')}; a port's workers accept on one shared socket); "js" rows run dataPlane: js, "rw" the native plane moving bytes with read/write instead of splice(2) (FAITHD6_NATIVE_COPY=rw).`,
+      `NOTE: faithd6 runs with log level "${SETTINGS.faithd6LogLevel}"${SETTINGS.faithd6LogLevel === 'warn' ? ' (no per-connection log lines; --log info measures them)' : ''}, a row per data plane and worker count (${SETTINGS.faithd6Workers.map((w) => `${systems.faithd6Name(w)}: ${w} worker${w === 1 ? '' : 's'}`).join(', ')}; a port's workers accept on one shared socket); "js" rows run dataPlane: js, "splice" the native plane moving bulk with splice(2) instead of read/write (FAITHD6_NATIVE_COPY=splice).`,
     );
     for (const rev of SETTINGS.faithd6Revisions)
       say(
@@ -573,9 +573,9 @@ async function main(): Promise<number> {
 
     const level = SETTINGS.faithd6LogLevel;
     const planeExtras = (plane: Plane): systems.Faithd6Extras =>
-      plane === 'js' ? { dataPlane: 'js' } : plane === 'rw' ? { dataPlane: 'native', copy: 'rw' } : {};
+      plane === 'js' ? { dataPlane: 'js' } : plane === 'splice' ? { dataPlane: 'native', copy: 'splice' } : {};
     const faithd6Relays = SETTINGS.faithd6Planes.flatMap((plane) =>
-      (plane === 'rw' ? [1] : SETTINGS.faithd6Workers).map((workers) => {
+      (plane === 'splice' ? [1] : SETTINGS.faithd6Workers).map((workers) => {
         const name = systems.faithd6Name(workers, plane);
         const extras = planeExtras(plane);
         return {

@@ -107,9 +107,9 @@ export function startNodePipe(port: number): Promise<System> {
 
 /**
  * faithd6's row name for a port with `workers` workers on a data plane: `faithd6`, `faithd6 ×2`
- * (native, the default), `faithd6 js`, `faithd6 js ×2`, `faithd6 rw` (native, read/write instead of splice).
+ * (native, the default), `faithd6 js`, `faithd6 js ×2`, `faithd6 splice` (native, splice instead of read/write).
  */
-export function faithd6Name(workers: number, plane: 'native' | 'js' | 'rw' = 'native'): string {
+export function faithd6Name(workers: number, plane: 'native' | 'js' | 'splice' = 'native'): string {
   const base = plane === 'native' ? 'faithd6' : `faithd6 ${plane}`;
   return workers === 1 ? base : `${base} ×${workers}`;
 }

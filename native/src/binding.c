@@ -6,7 +6,7 @@
  *   unlisten()
  *   dial(id, ipv4, port, source, connectMs, idleMs, halfClosedMs, preamble?)
  *   reset(id)
- *   stats() -> { conns, heldBuffers, heldBytes, pipes, pipeBytes, up, down, connSize }
+ *   stats() -> { conns, heldBuffers, heldBytes, pipes, pipeBytes, bulkBuffers, up, down, connSize }
  *   pipeLimit(pairs)
  *   close()
  *
@@ -264,6 +264,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_number(env, out, "heldBytes", (double)s.held_bytes);
   set_number(env, out, "pipes", s.pipes);
   set_number(env, out, "pipeBytes", (double)s.pipe_bytes);
+  set_number(env, out, "bulkBuffers", s.bulk_buffers);
   set_number(env, out, "up", (double)s.up);
   set_number(env, out, "down", (double)s.down);
   set_number(env, out, "connSize", s.conn_size);

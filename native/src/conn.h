@@ -12,13 +12,14 @@ enum conn_state { ST_ACCEPTED, ST_CONNECTING, ST_RELAYING, ST_GONE };
 
 /* One direction: bytes read from side `d` are written to side `1 - d` (up: d = CLIENT). */
 struct dir {
-  char *held;        /* what the destination has not taken yet (malloc'ed), or NULL */
+  char *held;        /* what the destination has not taken yet (malloc'ed, or a bulk buffer), or NULL */
   uint32_t held_off, held_len;
   int pipe[2];       /* a pipe pair of the pool while splicing (read end, write end), or -1 */
   uint32_t in_pipe;  /* bytes in that pipe */
   bool eof;          /* the source sent its FIN */
   bool shut;         /* and it was passed on (shutdown(SHUT_WR) of the destination) */
-  bool bulk;         /* a read filled the buffer: from now on it splices (in COPY_SPLICE mode) */
+  bool bulk;         /* a read filled the 64 KiB buffer: from now on it reads 1 MiB, or splices */
+  bool held_bulk;    /* `held` is a bulk buffer (back to the pool when written), not malloc'ed */
 };
 
 struct conn {

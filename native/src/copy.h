@@ -33,7 +33,11 @@ struct plane {
   bool opened;
   int depth; /* > 0 while the plane is handling events (or its owner's call) */
   /* copy.c's */
-  char *buffer; /* every read lands here first */
+  char *buffer; /* every read lands here, until its direction moves bulk */
+  char *bulk;   /* where the next bulk read lands (taken at the first, kept), or NULL */
+  char *bulk_free[2];
+  uint32_t bulk_free_len;
+  uint32_t bulk_held; /* bulk buffers holding bytes for their direction */
   int (*pipes)[2];
   uint32_t pipes_free, pipes_total, pipe_limit;
   uint64_t pipe_bytes; /* the capacity of those pipes, in all */

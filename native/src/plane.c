@@ -497,6 +497,7 @@ void plane_stats(struct plane_stats *out) {
   out->held_bytes = P.held_bytes;
   out->pipes = P.pipes_total;
   out->pipe_bytes = P.pipe_bytes;
+  out->bulk_buffers = (P.bulk != NULL ? 1 : 0) + P.bulk_held + P.bulk_free_len;
   out->up = P.up;
   out->down = P.down;
   out->conn_size = sizeof(struct conn);

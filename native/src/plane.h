@@ -29,7 +29,7 @@ enum end_code {
   END_STOPPED = 7,         /* reset on request (the drain deadline) */
 };
 
-/* How bytes are moved (FAITHD6_NATIVE_COPY): read/write through a buffer, or splice(2). */
+/* How bulk is moved (FAITHD6_NATIVE_COPY): read/write through 1 MiB buffers, or splice(2). */
 enum copy_mode { COPY_RW = 0, COPY_SPLICE = 1 };
 
 /* What the plane tells its owner (binding.c turns these into calls of JavaScript functions). */
@@ -64,6 +64,7 @@ struct plane_stats {
   uint64_t held_bytes;      /* and how many bytes */
   uint32_t pipes;           /* splice pipe pairs, in use and pooled */
   uint64_t pipe_bytes;      /* their capacity, in all */
+  uint32_t bulk_buffers;    /* 1 MiB buffers of bulk reads: the next read's, held ones, pooled ones */
   uint64_t up, down;        /* bytes read from clients and backends of open connections */
   uint32_t conn_size;       /* bytes of one connection's struct */
 };

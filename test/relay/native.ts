@@ -10,8 +10,14 @@ import { backend, bothWays, connect, drain, echoPieces, relayTo, sha, type Rig }
 // resets made by the plane itself, each with both ways of moving bytes (read/write, splice).
 // The semantics shared with the JavaScript plane are test/relay/relay.ts's, on both.
 
-/** The most one direction holds in user space: one read's worth (native/src/copy.c, BUFFER_SIZE). */
-const MOST_HELD = 64 * 1024;
+/** What one read takes (native/src/copy.c): 64 KiB, and 1 MiB once a direction moves bulk by read/write. */
+const SMALL_READ = 64 * 1024;
+const BULK_READ = 1 << 20;
+/** The most one direction holds in user space: one read's worth. */
+const MOST_HELD: Record<CopyMode, number> = { rw: BULK_READ, splice: SMALL_READ };
+/** Bulk buffers holding bytes at once, at most (MAX_BULK_HELD), and pooled ones (MAX_FREE_BULK). */
+const MOST_BULK_HELD = 16;
+const BULK_POOLED = 2;
 
 async function until(check: () => boolean, ms = 5000): Promise<boolean> {
   const deadline = Date.now() + ms;
@@ -24,7 +30,7 @@ async function until(check: () => boolean, ms = 5000): Promise<boolean> {
 
 /** The native plane in front of `backendPort`, moving bytes as `copy` says. */
 async function rig(t: Test, backendPort: number, copy: CopyMode): Promise<Rig & { plane: NativePlane<number> }> {
-  const relay = await relayTo(t, backendPort, { plane: copy === 'rw' ? 'native/rw' : 'native' });
+  const relay = await relayTo(t, backendPort, { plane: copy === 'splice' ? 'native/splice' : 'native' });
   return Object.assign(relay, { plane: relay.native as NativePlane<number> });
 }
 
@@ -38,6 +44,8 @@ for (const copy of ['rw', 'splice'] as const) {
     });
     const stats = (plane as NativePlane<number>).stats();
     t.same([stats.conns, stats.heldBuffers, stats.heldBytes, stats.up, stats.down], [0, 0, 0, 0, 0], 'nothing open, nothing held');
+    if (copy === 'rw') t.ok(stats.bulkBuffers <= 1 + BULK_POOLED, `bulk buffers kept for the next bulk: ${stats.bulkBuffers}`);
+    else t.equal(stats.bulkBuffers, 0, 'splicing takes no bulk buffer');
   });
 
   t.test(`${copy}: many connections moving small pieces at once never see each other's bytes`, async (t) => {
@@ -60,7 +68,7 @@ for (const copy of ['rw', 'splice'] as const) {
       now = r.plane.stats().down;
     }
     const stats = r.plane.stats();
-    t.ok(stats.heldBytes <= MOST_HELD, `at most one read held in user space (${stats.heldBytes} bytes in ${stats.heldBuffers} buffers)`);
+    t.ok(stats.heldBytes <= MOST_HELD[copy], `at most one read held in user space (${stats.heldBytes} bytes in ${stats.heldBuffers} buffers)`);
     t.ok(stats.down < payload.length, `the server is held back (${stats.down} of ${payload.length} bytes read)`);
     const got = drain(client);
     client.resume();
@@ -84,7 +92,7 @@ for (const copy of ['rw', 'splice'] as const) {
     t.teardown(() => clients.forEach((client) => client.destroy()));
     const stats = r.plane.stats();
     t.equal(stats.conns, COUNT, `${COUNT} relayed connections open`);
-    t.same([stats.heldBuffers, stats.heldBytes], [0, 0], 'once idle, none holds a byte');
+    t.same([stats.heldBuffers, stats.heldBytes, stats.bulkBuffers], [0, 0, 0], 'once idle, none holds a byte, and small messages took no bulk buffer');
     t.ok(stats.connSize <= 192, `one connection's struct is ${stats.connSize} bytes`);
     if (copy === 'splice') t.ok(stats.pipes <= 64, `pipes kept for reuse: ${stats.pipes}, none per idle connection`);
     else t.equal(stats.pipes, 0, 'read/write opens no pipe');
@@ -178,4 +186,39 @@ t.test('splice pipes: a budget from the descriptor limit, taken for bulk only, a
   t.equal(r.plane.stats().pipes, 0, 'a limit of none closes the pooled ones');
   t.ok(await bulk(), 'and bulk is copied instead, whole');
   t.equal(r.plane.stats().pipes, 0, 'without opening one');
+});
+
+t.test('rw: directions stalled behind clients that do not read hold at most 16 bulk buffers, the rest one small read each', async (t) => {
+  const COUNT = 20;
+  // More than the kernel's buffers take on the way (up to 4 MiB sent and 6 MiB received per
+  // socket on loopback, two sockets on each side): every direction must stall holding bytes.
+  const payload = randomBytes(32 << 20);
+  const port = await backend(t, (socket) => socket.end(payload));
+  const r = await rig(t, port, 'rw');
+  const clients = Array.from({ length: COUNT }, () => {
+    const client = net.connect({ host: '::1', port: r.port });
+    client.pause();
+    return client;
+  });
+  t.teardown(() => clients.forEach((client) => client.destroy()));
+  t.ok(await until(() => r.plane.stats().conns === COUNT), `${COUNT} relayed connections open`);
+  // Every direction fills the kernel's buffers on both sides, then stops, holding what its
+  // client's socket did not take.
+  t.ok(await until(() => r.plane.stats().heldBuffers === COUNT, 30_000), `every direction holds bytes (${r.plane.stats().heldBuffers})`);
+  const stats = r.plane.stats();
+  t.ok(stats.bulkBuffers <= MOST_BULK_HELD + 1 + BULK_POOLED, `bulk buffers: ${stats.bulkBuffers}`);
+  const bound = MOST_BULK_HELD * BULK_READ + (stats.heldBuffers - MOST_BULK_HELD) * SMALL_READ;
+  t.ok(stats.heldBytes <= bound, `held: ${stats.heldBytes} bytes, at most ${bound}`);
+  const got = await Promise.all(
+    clients.map(async (client) => {
+      const done = drain(client);
+      client.resume();
+      const { data, end } = await done;
+      return end === 'eof' && data.length === payload.length && sha(data) === sha(payload);
+    }),
+  );
+  t.equal(got.filter(Boolean).length, COUNT, 'every client gets its 32 MiB whole once it reads');
+  const after = r.plane.stats();
+  t.same([after.heldBuffers, after.heldBytes], [0, 0], 'nothing held after');
+  t.ok(after.bulkBuffers <= 1 + BULK_POOLED, `bulk buffers kept for the next bulk: ${after.bulkBuffers}`);
 });
