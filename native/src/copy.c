@@ -2,9 +2,10 @@
  * Moving bytes, one direction at a time: read(2) into a buffer and write(2) on, or splice(2)
  * through a pipe pair of a pool (FAITHD6_NATIVE_COPY=splice). Either way a direction starts
  * with the plane's one 64 KiB buffer, and moves bulk from its first read that fills it: by
- * default through 1 MiB reads into a bulk buffer, as the JavaScript plane does (one stream ran
- * 13.5 -> 15.8 Gbit/s up and 13.4 -> 16.3 down against splice, medians of 10-12 alternating
- * runs, four streams level), with splice through a pipe instead. A small message costs a read
+ * default through 1 MiB reads into a bulk buffer, as the JavaScript plane does (one stream
+ * 13.2 -> 17.1 Gbit/s up and 14.4 -> 16.3 down against splice, four streams 3-9 % behind it:
+ * medians of 6-10 alternating runs, README "What limits bulk throughput"), with
+ * FAITHD6_NATIVE_COPY=splice through a pipe instead. A small message costs a read
  * and a write, where splice costs two splices and a third to hear EAGAIN (a short splice proves
  * nothing, see pump). A direction reads only while its destination takes bytes; what the
  * destination did not take is held (at most one read's worth) until it does, and the direction
