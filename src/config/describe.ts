@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { TranslationPrefix, formatIPv4, formatIPv6, parseNetwork4 } from '../net/address.js';
 import { show } from './diff.js';
-import { ConfigSchema } from './schema.js';
+import { ConfigSchema } from './schema-data.js';
 import { defaultOf, schemaOf, type SchemaNode } from './walk.js';
 import type { Config, LoadedConfig, RuleConfig } from './types.js';
 

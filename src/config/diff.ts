@@ -5,7 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { formatDuration } from './duration.js';
-import { ConfigSchema } from './schema.js';
+import { ConfigSchema } from './schema-data.js';
 import type { Config } from './types.js';
 import { schemaOf, type SchemaNode } from './walk.js';
 

@@ -1,3 +1,6 @@
+/** A duration's longest value: Node's timers fire at once (with a warning) beyond 2^31-1 ms. */
+export const MAX_DURATION = '24d';
+
 /** Milliseconds per unit, largest first: the order units must appear in within one duration. */
 const UNITS: readonly (readonly [string, number])[] = [
   ['d', 86_400_000],

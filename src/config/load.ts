@@ -6,7 +6,7 @@ import { LineCounter, type Document } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { readConfigFile } from './read.js';
 import { MAX_PROBLEMS, Report, TooManyProblems } from './report.js';
-import { ConfigSchema } from './schema.js';
+import { ConfigSchema } from './schema-data.js';
 import { formatIPv4 } from '../net/address.js';
 import { hostIPv4Addresses } from '../policy/access.js';
 import { checkSemantics, type HostFacts } from './semantic.js';

@@ -8,8 +8,12 @@
  * - the settings `check` prints (describe.ts).
  *
  * A new key is one property here (plus a check in semantic.ts if no schema can express it, and
- * its line in etc/faithd6.yaml and the README). TypeBox builds plain JSON Schema objects, so
- * the same object is what the walker interprets and what editors read.
+ * its line in etc/faithd6.yaml and the README), then `npm run schema`. TypeBox builds plain
+ * JSON Schema objects, so the same object is what the walker interprets and what editors read.
+ * The program does not load TypeBox (a quarter to half a second of CPU at every start of the
+ * CLI and the daemon): `npm run schema` writes the object this builds into schema-data.ts,
+ * which everything else imports, and etc/faithd6.schema.json (generate-schema.ts);
+ * test/config/schema.ts fails while either is out of date.
  *
  * Besides standard keywords, nodes carry annotations whose names start with `x-` (stripped
  * from the JSON Schema editors get):
@@ -23,9 +27,7 @@
  * - `x-positive`, `x-max`: a duration's bounds, written as durations.
  */
 import Type, { type TSchema } from 'typebox';
-
-/** A duration's longest value: Node's timers fire at once (with a warning) beyond 2^31-1 ms. */
-export const MAX_DURATION = '24d';
+import { MAX_DURATION } from './duration.js';
 
 /** What a duration looks like to an editor: numbers with units, largest first, or a bare 0. */
 const DURATION_PATTERN = '^\\s*(0+(\\.0+)?|((\\d+(\\.\\d+)?|\\.\\d+)(ms|d|h|m|s))+)\\s*$';
@@ -305,24 +307,3 @@ export const ConfigSchema = Type.Object(
 
 /** The configuration as the file may write it, before defaults and normalisation. */
 export type ConfigInput = Type.Static<typeof ConfigSchema>;
-
-/**
- * The JSON Schema editors get: the definition without faithd6's own annotations, with the
- * dialect and a title. Printed by `faithd6 schema`; etc/faithd6.schema.json is its output.
- */
-export function editorSchema(): Record<string, unknown> {
-  const strip = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(strip);
-    if (typeof value !== 'object' || value === null) return value;
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([key]) => !key.startsWith('x-'))
-        .map(([key, child]) => [key, strip(child)]),
-    );
-  };
-  return {
-    $schema: 'https://json-schema.org/draft/2020-12/schema',
-    title: 'faithd6 configuration (/etc/faithd6.yaml)',
-    ...(strip(ConfigSchema) as Record<string, unknown>),
-  };
-}

@@ -5,7 +5,8 @@
  * workers over IPC unchanged; workers compile it into matchers themselves. Every object is
  * frozen once validated.
  */
-import { ConfigSchema, type ConfigInput } from './schema.js';
+import { ConfigSchema } from './schema-data.js';
+import type { ConfigInput } from './schema.js';
 import { defaultOf } from './walk.js';
 
 /** `T` with every key present (defaults filled in) and nothing writable. */

@@ -7,9 +7,8 @@
  */
 import { isAlias, isMap, isScalar, isSeq, type Alias, type ParsedNode, type Scalar } from 'yaml';
 import { TranslationPrefix, formatIPv4, parseIPv4, parseListenAddress, parseNetwork4, parseNetwork6 } from '../net/address.js';
-import { formatDuration, parseDuration } from './duration.js';
+import { formatDuration, MAX_DURATION, parseDuration } from './duration.js';
 import { join, keyName, type Field, type Report, type Value } from './report.js';
-import { MAX_DURATION } from './schema.js';
 
 /** A schema node: JSON Schema with faithd6's `x-` annotations (see schema.ts); TypeBox's types are these. */
 export type SchemaNode = object;

@@ -9,7 +9,10 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import t from 'tap';
 import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
-import { ConfigSchema, editorSchema } from '../../src/config/schema.js';
+import { editorSchema } from '../../src/config/editor-schema.js';
+import { editorSchemaFile, schemaModule } from '../../src/config/generate-schema.js';
+import { ConfigSchema as Definition } from '../../src/config/schema.js';
+import { ConfigSchema } from '../../src/config/schema-data.js';
 import { schemaOf, type SchemaNode } from '../../src/config/walk.js';
 
 const run = promisify(execFile);
@@ -21,8 +24,26 @@ const shipped = JSON.parse(readFileSync(SHIPPED, 'utf8')) as Record<string, unkn
 // strict: unknown keywords, and keywords misplaced for a type, are errors in the schema itself.
 const validate = new Ajv2020({ strict: true, allErrors: true }).compile(shipped);
 
+t.test('schema-data.ts is what the definition builds now, and what the program reads', async (t) => {
+  const written = readFileSync(join(ROOT, 'src/config/schema-data.ts'), 'utf8');
+  t.equal(written, schemaModule(), 'regenerate it with: npm run schema');
+  t.same(ConfigSchema, Definition, 'the object the program reads is the one TypeBox builds');
+  // NODE_DEBUG=esm names every module node loads (on stderr); the same check of schema.js, which does load it, shows the check can fail.
+  const loaded = async (module: string) =>
+    (
+      await run(process.execPath, ['-e', `import("./dist/src/${module}")`], {
+        cwd: ROOT,
+        env: { ...process.env, NODE_OPTIONS: '', NODE_DEBUG: 'esm' },
+        maxBuffer: 256 << 20,
+      })
+    ).stderr;
+  t.notMatch(await loaded('cli/main.js'), 'node_modules/typebox/', 'the CLI does not load TypeBox');
+  t.match(await loaded('config/schema.js'), 'node_modules/typebox/', 'the definition does');
+});
+
 t.test('etc/faithd6.schema.json is what `faithd6 schema` prints now', async (t) => {
-  t.same(shipped, editorSchema(), 'regenerate it with: node bin/faithd6 schema > etc/faithd6.schema.json');
+  t.same(shipped, editorSchema(ConfigSchema), 'regenerate it with: npm run schema');
+  t.equal(readFileSync(SHIPPED, 'utf8'), editorSchemaFile(), 'regenerate it with: npm run schema');
   t.notMatch(readFileSync(SHIPPED, 'utf8'), '"x-', 'faithd6-only annotations are left out');
 });
 
@@ -106,8 +127,8 @@ t.test('the editor and check agree on mistakes of shape, type and range', async 
   }
 });
 
-t.test('editing the schema changes what check accepts, with no other edit', async (t) => {
-  // A copy of the built program whose schema alone is edited: workers at most 8, and a new limit.
+t.test('editing the schema changes what check accepts, once generated, with no other edit', async (t) => {
+  // A copy of the built program whose schema alone is edited (and generated): workers at most 8, and a new limit.
   const copy = t.testdir();
   cpSync(join(ROOT, 'dist'), join(copy, 'dist'), { recursive: true });
   cpSync(join(ROOT, 'bin'), join(copy, 'bin'), { recursive: true });
@@ -124,6 +145,8 @@ t.test('editing the schema changes what check accepts, with no other edit', asyn
   t.not(edited, original, 'the edit applies');
   t.equal(edited.split('examplePerSecond').length, 2, 'the new key is added once');
   writeFileSync(schemaJs, edited);
+  // What `npm run schema` does in a source tree: the object the program reads, written anew.
+  await run(process.execPath, [join(copy, 'dist/src/config/generate-schema.js'), '--js', join(copy, 'dist/src/config/schema-data.js')]);
 
   const dir = join(copy, 'configs');
   mkdirSync(dir);
