@@ -1,7 +1,7 @@
 /*
  * The plane's Node-API face (src/relay/native.ts is its only caller):
  *
- *   open({ accepted, established, closed, acceptFailed }, mode)
+ *   open({ accepted, events, acceptFailed }, mode, window)
  *   listen(fd, backlog, keepaliveSeconds) -> 0 or an errno
  *   unlisten()
  *   dial(id, ipv4, port, source, connectMs, idleMs, halfClosedMs, preamble?)
@@ -10,7 +10,15 @@
  *   pipeLimit(pairs)
  *   close()
  *
- * The callbacks run in one callback scope per turn of the plane, opened at the first call and
+ * accepted() is called for each connection as it is accepted: its answer (dial() or nothing)
+ * is needed at once. A backend answering and a connection closing need none: they are written
+ * to `window` (a Float64Array of EVENT_FIELDS numbers per event, which JavaScript made and reads)
+ * and handed over together by one call of events(start, end), at the end of the plane's turn of
+ * the loop and before the next accepted(), so that JavaScript sees every event in order and a
+ * closed id before its reuse. A call JavaScript makes (reset, close) hands over what it caused
+ * before it returns.
+ *
+ * The calls run in one callback scope per turn of the plane, opened at the first call and
  * closed at the end of the turn, so that promises they settle run then, as after any I/O.
  */
 #define NAPI_VERSION 8
@@ -29,8 +37,12 @@
     }                                                       \
   } while (0)
 
-enum { ON_ACCEPTED, ON_ESTABLISHED, ON_CLOSED, ON_ACCEPT_FAILED, CALLBACKS };
-static const char *const CALLBACK_NAMES[CALLBACKS] = {"accepted", "established", "closed", "acceptFailed"};
+enum { ON_ACCEPTED, ON_EVENTS, ON_ACCEPT_FAILED, CALLBACKS };
+static const char *const CALLBACK_NAMES[CALLBACKS] = {"accepted", "events", "acceptFailed"};
+
+/* One event in the window: [kind, id, ...]; src/relay/native.ts reads them. */
+#define EVENT_FIELDS 8
+enum { EV_ESTABLISHED = 0, EV_CLOSED = 1 };
 
 static struct {
   napi_env env;
@@ -41,11 +53,19 @@ static struct {
   bool scoped;    /* the scopes below are open */
   napi_handle_scope handles;
   napi_callback_scope scope;
+  napi_ref window_ref; /* the Float64Array of events */
+  double *window;
+  size_t window_cap;   /* events it holds */
+  size_t pending;      /* events written and not handed over */
+  bool flushing;       /* in events() */
 } B;
+
+static void flush(void);
 
 static void enter(void) { B.in_turn = true; }
 
 static void leave(void) {
+  flush();
   if (B.scoped) {
     napi_close_callback_scope(B.env, B.scope);
     napi_close_handle_scope(B.env, B.handles);
@@ -90,6 +110,7 @@ static void address_bigint(const struct in6_addr *a, napi_value *out) {
 
 static void on_accepted(uint32_t id, const struct in6_addr *local, const char *local_text, int local_port, const struct in6_addr *remote,
                         const char *remote_text, int remote_port) {
+  flush();
   scope();
   napi_value argv[7];
   napi_create_uint32(B.env, id, &argv[0]);
@@ -102,22 +123,52 @@ static void on_accepted(uint32_t id, const struct in6_addr *local, const char *l
   call(ON_ACCEPTED, 7, argv);
 }
 
-static void on_established(uint32_t id) {
-  scope();
-  napi_value argv[1];
-  napi_create_uint32(B.env, id, &argv[0]);
-  call(ON_ESTABLISHED, 1, argv);
+/* Hands the pending events to JavaScript: those written while it reads them (a call of its own
+   that closed a connection) come in a call of their own, after. */
+static void flush(void) {
+  if (B.flushing) return;
+  B.flushing = true;
+  size_t from = 0;
+  while (from < B.pending) {
+    size_t to = B.pending;
+    scope();
+    napi_value argv[2];
+    napi_create_uint32(B.env, (uint32_t)from, &argv[0]);
+    napi_create_uint32(B.env, (uint32_t)to, &argv[1]);
+    call(ON_EVENTS, 2, argv);
+    from = to;
+  }
+  B.pending = 0;
+  B.flushing = false;
 }
 
-static void on_closed(uint32_t id, enum end_code end, int err, uint64_t up, uint64_t down) {
-  scope();
-  napi_value argv[5];
-  napi_create_uint32(B.env, id, &argv[0]);
-  napi_create_int32(B.env, (int32_t)end, &argv[1]);
-  napi_create_int32(B.env, err, &argv[2]);
-  napi_create_double(B.env, (double)up, &argv[3]);
-  napi_create_double(B.env, (double)down, &argv[4]);
-  call(ON_CLOSED, 5, argv);
+/* The next event's fields; handed over at the end of the turn, or now when JavaScript made the
+   call that caused it. */
+static double *event(int kind, uint32_t id) {
+  if (B.pending == B.window_cap) {
+    if (B.flushing) napi_fatal_error("faithd6.native", NAPI_AUTO_LENGTH, "the event window overflowed while JavaScript read it", NAPI_AUTO_LENGTH);
+    flush();
+  }
+  double *f = B.window + B.pending++ * EVENT_FIELDS;
+  f[0] = kind;
+  f[1] = id;
+  return f;
+}
+
+static void on_established(uint32_t id, double connect_ms) {
+  double *f = event(EV_ESTABLISHED, id);
+  f[2] = connect_ms;
+  if (!B.in_turn) flush();
+}
+
+static void on_closed(uint32_t id, enum end_code end, int err, uint64_t up, uint64_t down, double ms) {
+  double *f = event(EV_CLOSED, id);
+  f[2] = end;
+  f[3] = err;
+  f[4] = (double)up;
+  f[5] = (double)down;
+  f[6] = ms;
+  if (!B.in_turn) flush();
 }
 
 static void on_accept_failed(int err) {
@@ -156,9 +207,19 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (args(env, info, 2, argv) == NULL) return NULL;
+  napi_value argv[3];
+  if (args(env, info, 3, argv) == NULL) return NULL;
   if (B.env != NULL) return throw_errno(env, "open", EALREADY);
+  napi_typedarray_type array_type = napi_int8_array;
+  size_t length = 0;
+  void *data = NULL;
+  bool is_typedarray = false;
+  CHECK(napi_is_typedarray(env, argv[2], &is_typedarray));
+  if (is_typedarray) CHECK(napi_get_typedarray_info(env, argv[2], &array_type, &length, &data, NULL, NULL));
+  if (!is_typedarray || array_type != napi_float64_array || length < EVENT_FIELDS) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "window: a Float64Array of at least one event");
+    return NULL;
+  }
   for (int i = 0; i < CALLBACKS; i++) {
     napi_value fn;
     napi_valuetype type;
@@ -177,6 +238,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   CHECK(napi_async_init(env, resource, name, &B.context));
   struct uv_loop_s *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
+  /* Held, so that the memory stays: an ArrayBuffer's store does not move. */
+  CHECK(napi_create_reference(env, argv[2], 1, &B.window_ref));
+  B.window = data;
+  B.window_cap = length / EVENT_FIELDS;
+  B.pending = 0;
   B.env = env;
   static const struct plane_events events = {
       .accepted = on_accepted,
@@ -189,6 +255,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   int err = plane_open(loop, &events, uint_arg(env, argv[1]) == 1 ? COPY_SPLICE : COPY_RW);
   if (err != 0) {
     B.env = NULL;
+    napi_delete_reference(env, B.window_ref);
     return throw_errno(env, "open", err);
   }
   return undefined(env);
@@ -275,7 +342,10 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   (void)info;
   if (B.env == NULL) return undefined(env);
   plane_close();
+  flush();
   for (int i = 0; i < CALLBACKS; i++) napi_delete_reference(env, B.callbacks[i]);
+  napi_delete_reference(env, B.window_ref);
+  B.window = NULL;
   napi_async_destroy(env, B.context);
   napi_delete_reference(env, B.resource);
   B.env = NULL;

@@ -49,6 +49,9 @@ static void set_nodelay(int fd) {
 
 uint64_t plane_now(void) { return uv_now(P.loop); }
 
+/* Milliseconds since `c` was dialled, by the clock itself (the loop's time is that of its turn). */
+static double since_dial(const struct conn *c) { return (double)(uv_hrtime() - c->dialled) / 1e6; }
+
 /* The poll handle keeps the loop alive only while there is something to watch. */
 static void update_ref(void) {
   if (P.listen_fd >= 0 || P.open > 0)
@@ -200,7 +203,7 @@ void conn_finish(struct conn *c, enum end_code code, int err) {
   P.open -= 1;
   P.up -= c->bytes[CLIENT];
   P.down -= c->bytes[BACKEND];
-  P.events.closed(c->id, code, err, c->bytes[CLIENT], c->bytes[BACKEND]);
+  P.events.closed(c->id, code, err, c->bytes[CLIENT], c->bytes[BACKEND], since_dial(c));
   conn_release(c);
 }
 
@@ -247,8 +250,7 @@ static void on_idle(uv_idle_t *idle) {
 static void established(struct conn *c) {
   c->state = ST_RELAYING;
   conn_timer(c, c->idle_ms);
-  P.events.established(c->id);
-  if (c->state != ST_RELAYING) return; /* reset by its owner meanwhile */
+  P.events.established(c->id, since_dial(c));
   copy_start(c);
 }
 
@@ -300,6 +302,7 @@ void plane_dial(uint32_t id, const struct dial_options *o) {
   struct conn *c = id < P.next_id ? P.conns[id] : NULL;
   if (c == NULL || c->state != ST_ACCEPTED) return;
   c->state = ST_CONNECTING;
+  c->dialled = uv_hrtime();
   P.open += 1;
   c->idle_ms = o->idle_ms;
   c->half_closed_ms = o->half_closed_ms;

@@ -38,10 +38,11 @@ struct plane_events {
      The addresses come as text and as their 16 bytes (network order). */
   void (*accepted)(uint32_t id, const struct in6_addr *local, const char *local_text, int local_port, const struct in6_addr *remote,
                    const char *remote_text, int remote_port);
-  /* The backend of `id` answered. */
-  void (*established)(uint32_t id);
-  /* `id` is gone (both sockets closed); its id may be reused from now on. */
-  void (*closed)(uint32_t id, enum end_code end, int err, uint64_t up, uint64_t down);
+  /* The backend of `id` answered, `connect_ms` after plane_dial(). */
+  void (*established)(uint32_t id, double connect_ms);
+  /* `id` is gone (both sockets closed), `ms` after plane_dial(); its id may be reused from the
+     next accepted() on. */
+  void (*closed)(uint32_t id, enum end_code end, int err, uint64_t up, uint64_t down, double ms);
   /* accept(2) failed with `err` (not EAGAIN, not a descriptor shortage: those are handled). */
   void (*accept_failed)(int err);
   /* Around the plane's own turns of the loop (not around calls its owner makes). */

@@ -8,14 +8,15 @@ import type { TcpHandle } from './listener.js';
 
 // The native data plane (native/, a Node-API addon): accepting, connecting, moving bytes,
 // half-close, resets, the timers and the byte counts of a relayed connection happen in C on
-// this process's own event loop; every decision stays here. The plane calls in three times per
-// connection: when it was accepted (the worker decides, and dials or refuses), when its backend
-// answered, and when both sockets are closed. Its semantics are the JavaScript relay's
+// this process's own event loop; every decision stays here. The plane calls in once per
+// connection, when it was accepted (the worker decides, and dials or refuses); that its backend
+// answered and that both sockets are closed, it writes to a shared array and hands over once per
+// turn of the loop for all connections. Its semantics are the JavaScript relay's
 // (src/relay/relay.ts), and the same end-to-end tests run against both.
 
 /** The addon's exports (native/src/binding.c). */
 interface Addon {
-  open(callbacks: AddonCallbacks, copy: number): void;
+  open(callbacks: AddonCallbacks, copy: number, window: Float64Array): void;
   listen(fd: number, backlog: number, keepAliveSeconds: number): number;
   unlisten(): void;
   dial(id: number, ipv4: number, port: number, source: number, connect: number, idle: number, halfClosed: number, preamble: Buffer | undefined): void;
@@ -28,10 +29,19 @@ interface Addon {
 interface AddonCallbacks {
   /** The addresses as text and as the numbers the decision works on (parsed in C, not here). */
   accepted(id: number, local: string, localPort: number, remote: string, remotePort: number, localBits: bigint, remoteBits: bigint): void;
-  established(id: number): void;
-  closed(id: number, end: number, errno: number, up: number, down: number): void;
+  /** Events [start, end) of the window are new: EVENT_FIELDS numbers each, as below. */
+  events(start: number, end: number): void;
   acceptFailed(errno: number): void;
 }
+
+/**
+ * The window of events (native/src/binding.c): per event, its kind and the connection's id,
+ * then for ESTABLISHED the connect time (ms), for CLOSED the end code, the errno, the bytes up
+ * and down and the duration (ms). Events beyond its size are handed over in more calls.
+ */
+const EVENT_FIELDS = 8;
+const WINDOW_EVENTS = 512;
+const ESTABLISHED = 0;
 
 /** What the plane holds now. */
 export interface NativeStats {
@@ -172,11 +182,6 @@ export interface NativeHost<T> {
   acceptFailed(code: string): void;
 }
 
-interface Open<T> {
-  readonly token: T;
-  readonly started: number;
-}
-
 /**
  * One process's native data plane: a listener and its connections. The addon allows one per
  * process; close() frees it for the next.
@@ -184,24 +189,30 @@ interface Open<T> {
 export class NativePlane<T> {
   private readonly addon: Addon;
   private readonly host: NativeHost<T>;
-  private readonly open = new Map<number, Open<T>>();
+  /** The owner's record of each open connection, by the plane's id (ids are small and reused), and which ids are open. */
+  private readonly tokens: (T | undefined)[] = [];
+  private readonly live: boolean[] = [];
+  private count = 0;
+  private readonly window: Float64Array;
   private handle: TcpHandle | undefined;
   /** How it moves bytes. */
   readonly copy: CopyMode;
 
-  constructor(addon: Addon, host: NativeHost<T>, copy: CopyMode) {
+  /** `windowEvents`: how many events the plane hands over per call at most (tests make it small). */
+  constructor(addon: Addon, host: NativeHost<T>, copy: CopyMode, windowEvents = WINDOW_EVENTS) {
     this.addon = addon;
     this.host = host;
     this.copy = copy;
+    this.window = new Float64Array(windowEvents * EVENT_FIELDS);
     addon.open(
       {
         accepted: (id, local, localPort, remote, remotePort, localBits, remoteBits) =>
           this.onAccepted(id, local, localPort, remote, remotePort, localBits, remoteBits),
-        established: (id) => this.onEstablished(id),
-        closed: (id, end, errno, up, down) => this.onClosed(id, end, errno, up, down),
+        events: (start, end) => this.onEvents(start, end),
         acceptFailed: (errno) => host.acceptFailed(errnoName(errno)),
       },
       copy === 'splice' ? 1 : 0,
+      this.window,
     );
   }
 
@@ -223,11 +234,11 @@ export class NativePlane<T> {
 
   /** Resets every open connection ('stopped'): the drain deadline. */
   resetAll(): void {
-    for (const id of [...this.open.keys()]) this.addon.reset(id);
+    for (let id = 0; id < this.live.length; id++) if (this.live[id] === true) this.addon.reset(id);
   }
 
   get size(): number {
-    return this.open.size;
+    return this.count;
   }
 
   stats(): NativeStats {
@@ -249,20 +260,35 @@ export class NativePlane<T> {
     const dial = this.host.accepted(local, localPort, remote, remotePort, localBits, remoteBits);
     if (dial === undefined) return;
     const { timeouts } = dial;
-    this.open.set(id, { token: dial.token, started: performance.now() });
+    this.tokens[id] = dial.token;
+    this.live[id] = true;
+    this.count += 1;
     this.addon.dial(id, dial.ipv4, dial.port, dial.source, timeouts.connect, timeouts.idle, timeouts.halfClosed, dial.preamble);
   }
 
-  private onEstablished(id: number): void {
-    const conn = this.open.get(id);
-    if (conn !== undefined) this.host.established(conn.token, performance.now() - conn.started);
-  }
-
-  private onClosed(id: number, end: number, errno: number, up: number, down: number): void {
-    const conn = this.open.get(id);
-    if (conn === undefined) return;
-    this.open.delete(id);
-    const ms = Math.round(performance.now() - conn.started);
-    this.host.closed(conn.token, { end: endReason(end, errno), up, down, ms, error: errno === 0 ? undefined : errnoName(errno) });
+  private onEvents(start: number, end: number): void {
+    const w = this.window;
+    for (let i = start * EVENT_FIELDS; i < end * EVENT_FIELDS; i += EVENT_FIELDS) {
+      const id = w[i + 1] as number;
+      if (this.live[id] !== true) continue;
+      const token = this.tokens[id] as T;
+      if (w[i] === ESTABLISHED) {
+        this.host.established(token, w[i + 2] as number);
+        continue;
+      }
+      this.tokens[id] = undefined;
+      this.live[id] = false;
+      this.count -= 1;
+      const code = w[i + 2] as number;
+      const errno = w[i + 3] as number;
+      const result = {
+        end: endReason(code, errno),
+        up: w[i + 4] as number,
+        down: w[i + 5] as number,
+        ms: Math.round(w[i + 6] as number),
+        error: errno === 0 ? undefined : errnoName(errno),
+      };
+      this.host.closed(token, result);
+    }
   }
 }

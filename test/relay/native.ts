@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import net from 'node:net';
 import t, { type Test } from 'tap';
 import type { CopyMode, NativePlane } from '../../src/relay/native.js';
-import { backend, bothWays, connect, drain, echoPieces, relayTo, sha, type Rig } from '../fixtures/relay-rig.js';
+import { parseIPv4 } from '../../src/net/address.js';
+import { backend, bothWays, connect, drain, echoPieces, nativeRelay, relayTo, sha, TIMEOUTS, type Rig } from '../fixtures/relay-rig.js';
 
 // What only the native data plane has: its memory (what it holds while a destination is full,
 // nothing while a connection is idle), its byte counters of open connections, refusals and
@@ -221,4 +222,49 @@ t.test('rw: directions stalled behind clients that do not read hold at most 16 b
   const after = r.plane.stats();
   t.same([after.heldBuffers, after.heldBytes], [0, 0], 'nothing held after');
   t.ok(after.bulkBuffers <= 1 + BULK_POOLED, `bulk buffers kept for the next bulk: ${after.bulkBuffers}`);
+});
+
+t.test('events beyond the window are handed over too, in order: one event per call, 300 connections closing at once', async (t) => {
+  // The plane hands JavaScript its established and closed events once per turn of the loop,
+  // through a window of a fixed size (native/src/binding.c): with room for one event, every
+  // event past the first of a turn makes it hand over what it holds first.
+  const COUNT = 300;
+  const PAYLOAD = 100;
+  const port = await backend(t, (socket) => socket.pipe(socket));
+  const seen = new Map<number, string[]>();
+  const note = (clientPort: number, what: string): void => {
+    const list = seen.get(clientPort) ?? [];
+    list.push(what);
+    seen.set(clientPort, list);
+  };
+  let established = 0;
+  const { port: relayPort, plane } = nativeRelay(
+    t,
+    { ipv4: parseIPv4('127.0.0.1') as number, port, timeouts: TIMEOUTS, preamble: undefined },
+    () => (established += 1),
+    (result, clientPort) => note(clientPort, `${result.end} ${result.up} ${result.down}`),
+    'rw',
+    1,
+  );
+  const clients = await Promise.all(
+    Array.from({ length: COUNT }, async () => {
+      const client = connect(relayPort);
+      await once(client, 'connect');
+      const clientPort = client.localPort as number;
+      const done = drain(client);
+      client.end(Buffer.alloc(PAYLOAD, 7));
+      const { data, end } = await done;
+      return { port: clientPort, whole: end === 'eof' && data.length === PAYLOAD };
+    }),
+  );
+  t.equal(clients.filter((c) => c.whole).length, COUNT, 'every client gets its bytes back and a clean end');
+  t.ok(await until(() => plane.size === 0), `every connection closed (${plane.size} open)`);
+  t.equal(established, COUNT, 'every connection was reported established once');
+  const wrong = clients.filter((c) => seen.get(c.port)?.join() !== `fin ${PAYLOAD} ${PAYLOAD}`);
+  t.same(
+    wrong.map((c) => `${c.port}: ${seen.get(c.port)?.join(' | ') ?? 'never closed'}`),
+    [],
+    'each connection closed once, with its exact counts',
+  );
+  t.equal(plane.stats().conns, 0, 'the plane holds none');
 });
