@@ -30,9 +30,9 @@ struct conn {
   uint64_t since;         /* loop time of the last byte, or of the start of the current timer */
   uint32_t timeout;       /* ms after `since` that the current timer fires */
   uint32_t idle_ms, half_closed_ms;
+  int err;                /* a connect error found at once, reported on the next turn */
   uint64_t dialled;       /* uv_hrtime() at plane_dial(): the connect time and the duration count from it */
   uint64_t bytes[2];      /* read from the client (up) and from the backend (down) */
-  int err;                /* a connect error found at once, reported on the next turn */
   uint8_t state;
   uint8_t readable;       /* bit per side: epoll said readable and no read has said EAGAIN since */
   uint8_t writable;       /* bit per side, likewise for writes */
