@@ -36,6 +36,9 @@ async function exampleConfig(): Promise<string> {
   return doc.toString();
 }
 
+/** What `npm install -g` of the packed tarball wrote to stderr (its warnings). */
+let installWarnings = '';
+
 /** The README's install steps, into the machine's tree. */
 async function install(root: string): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'faithd6-pack-'));
@@ -44,7 +47,7 @@ async function install(root: string): Promise<void> {
     const npm = (args: string[], cwd: string) => execFileP('env', ['-u', 'NODE_OPTIONS', 'npm', ...args], { cwd, timeout: 180_000 });
     const packed = await npm(['pack', '--silent', '--pack-destination', dir], ROOT);
     const tgz = join(dir, packed.stdout.trim().split('\n').pop()!);
-    await npm(['install', '-g', '--prefix', join(root, 'usr/local'), '--no-audit', '--no-fund', tgz], dir);
+    installWarnings = (await npm(['install', '-g', '--prefix', join(root, 'usr/local'), '--no-audit', '--no-fund', tgz], dir)).stderr;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -169,6 +172,14 @@ t.test('installed as the README says, `systemctl enable --now` returns once it r
   t.not((await machine.exec(['sh', '-c', 'command -v cc || command -v gcc || command -v make'])).code, 0, 'the machine has no compiler');
   t.same(s.dataPlane, { configured: 'native', dataPlane: 'native', fallback: null }, 'the native data plane, from the prebuild in the package');
   t.same(s.ports[0]!.dataPlane, { dataPlane: 'native', fallback: null }, 'its worker relays on it');
+  // npm 11 lists a tarball's preinstall, install, postinstall and prepare scripts as install
+  // scripts (and may not run them): the package has none, so the install warned of none.
+  const installed = JSON.parse(await readFile(join(machine.root, 'usr/local/lib/node_modules/faithd6/package.json'), 'utf8')) as {
+    scripts?: Record<string, string>;
+  };
+  const hooks = ['preinstall', 'install', 'postinstall', 'prepare'].filter((s) => installed.scripts?.[s] !== undefined);
+  t.same(hooks, [], 'the package has no install-time script');
+  t.notMatch(installWarnings, /install.scripts/i, `npm install -g warned of no install script: ${installWarnings.trim()}`);
   const schema = await machine.exec(['faithd6', 'schema']);
   const copied = await machine.exec(['cat', '/etc/faithd6.schema.json']);
   t.same(JSON.parse(schema.stdout), JSON.parse(copied.stdout), 'the installed faithd6 prints the schema the README copies beside the config');
