@@ -4,6 +4,7 @@
 // driven through systemctl and journalctl while real clients in c6 reach the server in s4.
 import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { execFile, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -47,6 +48,9 @@ async function install(root: string): Promise<void> {
     const npm = (args: string[], cwd: string) => execFileP('env', ['-u', 'NODE_OPTIONS', 'npm', ...args], { cwd, timeout: 180_000 });
     const packed = await npm(['pack', '--silent', '--pack-destination', dir], ROOT);
     const tgz = join(dir, packed.stdout.trim().split('\n').pop()!);
+    // prebuildify (prepack) builds in native/build and takes the binary away; the tree's own
+    // build must be back, or every later test here would load the prebuilt copy instead.
+    if (!existsSync(join(ROOT, 'native/build/Release/faithd6.node'))) throw new Error('npm pack left native/build/Release/faithd6.node missing');
     installWarnings = (await npm(['install', '-g', '--prefix', join(root, 'usr/local'), '--no-audit', '--no-fund', tgz], dir)).stderr;
   } finally {
     await rm(dir, { recursive: true, force: true });
