@@ -250,6 +250,8 @@ static void on_idle(uv_idle_t *idle) {
 static void established(struct conn *c) {
   c->state = ST_RELAYING;
   conn_timer(c, c->idle_ms);
+  /* Always within a turn (drive()): the event reaches JavaScript at the turn's end, so nothing
+     it does can reset `c` before the copy starts. */
   P.events.established(c->id, since_dial(c));
   copy_start(c);
 }

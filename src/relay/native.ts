@@ -184,14 +184,14 @@ export interface NativeHost<T> {
 
 /**
  * One process's native data plane: a listener and its connections. The addon allows one per
- * process; close() frees it for the next.
+ * process; close() frees it for the next. `T` is the owner's record of a connection (never
+ * undefined: that marks an id with no connection).
  */
-export class NativePlane<T> {
+export class NativePlane<T extends object | number> {
   private readonly addon: Addon;
   private readonly host: NativeHost<T>;
-  /** The owner's record of each open connection, by the plane's id (ids are small and reused), and which ids are open. */
+  /** The owner's record of each open connection, by the plane's id (ids are small and reused). */
   private readonly tokens: (T | undefined)[] = [];
-  private readonly live: boolean[] = [];
   private count = 0;
   private readonly window: Float64Array;
   private handle: TcpHandle | undefined;
@@ -234,7 +234,7 @@ export class NativePlane<T> {
 
   /** Resets every open connection ('stopped'): the drain deadline. */
   resetAll(): void {
-    for (let id = 0; id < this.live.length; id++) if (this.live[id] === true) this.addon.reset(id);
+    for (let id = 0; id < this.tokens.length; id++) if (this.tokens[id] !== undefined) this.addon.reset(id);
   }
 
   get size(): number {
@@ -261,7 +261,6 @@ export class NativePlane<T> {
     if (dial === undefined) return;
     const { timeouts } = dial;
     this.tokens[id] = dial.token;
-    this.live[id] = true;
     this.count += 1;
     this.addon.dial(id, dial.ipv4, dial.port, dial.source, timeouts.connect, timeouts.idle, timeouts.halfClosed, dial.preamble);
   }
@@ -270,14 +269,13 @@ export class NativePlane<T> {
     const w = this.window;
     for (let i = start * EVENT_FIELDS; i < end * EVENT_FIELDS; i += EVENT_FIELDS) {
       const id = w[i + 1] as number;
-      if (this.live[id] !== true) continue;
-      const token = this.tokens[id] as T;
+      const token = this.tokens[id];
+      if (token === undefined) continue;
       if (w[i] === ESTABLISHED) {
         this.host.established(token, w[i + 2] as number);
         continue;
       }
       this.tokens[id] = undefined;
-      this.live[id] = false;
       this.count -= 1;
       const code = w[i + 2] as number;
       const errno = w[i + 3] as number;

@@ -1,10 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import type { CopyMode, NativePlane } from '../../src/relay/native.js';
 import { parseIPv4 } from '../../src/net/address.js';
 import { backend, bothWays, connect, drain, echoPieces, nativeRelay, relayTo, sha, TIMEOUTS, type Rig } from '../fixtures/relay-rig.js';
+
+const execFileP = promisify(execFile);
 
 // What only the native data plane has: its memory (what it holds while a destination is full,
 // nothing while a connection is idle), its byte counters of open connections, refusals and
@@ -267,4 +271,52 @@ t.test('events beyond the window are handed over too, in order: one event per ca
     'each connection closed once, with its exact counts',
   );
   t.equal(plane.stats().conns, 0, 'the plane holds none');
+});
+
+t.test('ids are reused at once: 2,000 connections, 50 at a time, and each close is reported for its own connection', async (t) => {
+  // A closed connection's id is the next one accepted (the plane keeps its free ids as a
+  // stack), while its closed event may still wait for the end of the turn: the plane must hand
+  // it over before the accept that reuses the id, or JavaScript would end the new connection
+  // with the old one's result and never hear of the new one's end. The clients run in a process
+  // of their own, so that closes and accepts meet in the plane's turns as they do in a worker.
+  const TOTAL = 2000;
+  const PAYLOAD = 100;
+  const port = await backend(t, (socket) => socket.pipe(socket));
+  const seen = new Map<number, string[]>();
+  let established = 0;
+  const { port: relayPort, plane } = nativeRelay(
+    t,
+    { ipv4: parseIPv4('127.0.0.1') as number, port, timeouts: TIMEOUTS, preamble: undefined },
+    () => (established += 1),
+    (result, clientPort) => seen.set(clientPort, [...(seen.get(clientPort) ?? []), `${result.end} ${result.up} ${result.down}`]),
+  );
+  // 50 loops of connect, send PAYLOAD bytes and FIN, read them back to the end; prints the
+  // client ports used and how many exchanges came back whole.
+  const clients = `
+    const net = require('node:net');
+    const ports = []; let started = 0, whole = 0;
+    const one = () => new Promise((resolve) => {
+      const c = net.connect(${relayPort}, '::1', () => { ports.push(c.localPort); c.end(Buffer.alloc(${PAYLOAD}, 7)); });
+      let got = 0;
+      c.on('data', (d) => (got += d.length));
+      c.on('end', () => { if (got === ${PAYLOAD}) whole += 1; });
+      c.on('error', () => {});
+      c.on('close', resolve);
+    });
+    const loop = async () => { while (started < ${TOTAL}) { started += 1; await one(); } };
+    Promise.all(Array.from({ length: 50 }, loop)).then(() => console.log(JSON.stringify({ ports, whole })));
+  `;
+  const { stdout } = await execFileP(process.execPath, ['-e', clients], { timeout: 60_000 });
+  const { ports, whole } = JSON.parse(stdout) as { ports: number[]; whole: number };
+  t.equal(whole, TOTAL, 'every client gets its bytes back and a clean end');
+  t.ok(await until(() => plane.size === 0), `every connection closed (${plane.size} open)`);
+  t.equal(established, TOTAL, 'every connection was reported established once');
+  const used = new Map<number, number>();
+  for (const p of ports) used.set(p, (used.get(p) ?? 0) + 1);
+  const wrong = [...used].filter(([p, n]) => seen.get(p)?.join() !== Array(n).fill(`fin ${PAYLOAD} ${PAYLOAD}`).join());
+  t.same(
+    wrong.map(([p, n]) => `${p} (${n} clients): ${seen.get(p)?.join(' | ') ?? 'never closed'}`),
+    [],
+    'each connection closed once, with its exact counts',
+  );
 });
