@@ -18,3 +18,8 @@ export function editorSchema(schema: object): Record<string, unknown> {
     ...(strip(schema) as Record<string, unknown>),
   };
 }
+
+/** editorSchema() as `faithd6 schema` prints it and etc/faithd6.schema.json holds it. */
+export function editorSchemaText(schema: object): string {
+  return `${JSON.stringify(editorSchema(schema), null, 2)}\n`;
+}

@@ -11,7 +11,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { editorSchema } from './editor-schema.js';
+import { editorSchemaText } from './editor-schema.js';
 import { ConfigSchema } from './schema.js';
 
 const HEADER = `// Generated from schema.ts by \`npm run schema\` (generate-schema.ts): edit that, not this.
@@ -28,9 +28,9 @@ export const ConfigSchema = JSON.parse(${literal}) as typeof Definition;
 `;
 }
 
-/** The text of etc/faithd6.schema.json. */
+/** The text of etc/faithd6.schema.json, from the definition (schema-data.ts may be the one being replaced). */
 export function editorSchemaFile(): string {
-  return `${JSON.stringify(editorSchema(ConfigSchema), null, 2)}\n`;
+  return editorSchemaText(ConfigSchema);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
